@@ -1,0 +1,59 @@
+"""atasker: supervised background tasks on prioritised, reusable pools.
+
+Everything public is importable from here and listed in ``__all__``::
+
+    from atasker import background_task, wait_completed, TASK_HIGH
+
+    @background_task(priority=TASK_HIGH)
+    def work(x):
+        return x * 2
+
+    assert wait_completed(work(21)) == 42
+"""
+
+from __future__ import annotations
+
+from .collections import FunctionCollection, TaskCollection
+from .constants import (
+    TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL, TASK_STATUS_CANCELED,
+    TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
+    TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
+from .debug import set_debug
+from .errors import TaskError, TaskTimeoutError
+from .local import LocalProxy, g
+from .locker import Locker
+from .supervisor import SupervisorInfo, TaskSupervisor, task_supervisor
+from .taskinfo import TaskInfo
+from .tasks import background_task, wait_completed
+
+__version__ = "0.8.0.dev0"
+
+__all__ = [
+    "FunctionCollection",
+    "LocalProxy",
+    "Locker",
+    "SupervisorInfo",
+    "TASK_CRITICAL",
+    "TASK_HIGH",
+    "TASK_LOW",
+    "TASK_NORMAL",
+    "TASK_STATUS_CANCELED",
+    "TASK_STATUS_COMPLETED",
+    "TASK_STATUS_DELAYED",
+    "TASK_STATUS_FAILED",
+    "TASK_STATUS_QUEUED",
+    "TASK_STATUS_STARTED",
+    "TT_COROUTINE",
+    "TT_MP",
+    "TT_THREAD",
+    "TaskCollection",
+    "TaskError",
+    "TaskInfo",
+    "TaskSupervisor",
+    "TaskTimeoutError",
+    "background_task",
+    "g",
+    "set_debug",
+    "task_supervisor",
+    "wait_completed",
+]

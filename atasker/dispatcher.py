@@ -1,0 +1,184 @@
+"""The pure core: which queued task may start now.
+
+The :class:`Dispatcher` owns no thread, no lock and no clock.  Its owner (a
+pool, under the supervisor's lock) pushes entries, asks for the next one that
+may start, and tells it when a running one has ended.  Everything here is
+deterministic, so it is tested exhaustively without threads.
+
+Rules (see "Priorities and pool reserves" in the design):
+
+* ``running`` counts every started entry that has not been released, in all
+  bands.  A low-band entry may start while ``running < pool_size``, a normal
+  one while ``running < pool_size + reserve_normal``, a high one while
+  ``running < pool_size + reserve_normal + reserve_high``; a critical one
+  always.  ``pool_size == 0`` lifts every limit.
+* Strict priority: the only candidate is the most urgent queued entry (lowest
+  ``(priority, seq)``).  If it may not start, nothing starts: every less
+  urgent entry is in the same or a lower band, whose limit is no larger.
+* FIFO within one priority, by a sequence number that never repeats.
+
+Entries sit in one heap per band, so a critical push or pop costs
+``O(log n_critical)`` however many low-priority entries are waiting.
+Removal (cancel) is lazy: the entry's sequence number is remembered and the
+entry is skipped when it reaches the top of its heap.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Optional
+
+from .constants import BAND_CRITICAL, BAND_HIGH, BAND_LOW, BAND_NORMAL, \
+    priority_band
+
+__all__ = ["Dispatcher"]
+
+_UNLIMITED = float("inf")
+
+
+def validate_pool_numbers(pool_size: int, reserve_normal: int,
+                          reserve_high: int) -> None:
+    """Raise ``TypeError``/``ValueError`` naming a bad pool argument."""
+    for name, value in (("pool_size", pool_size),
+                        ("reserve_normal", reserve_normal),
+                        ("reserve_high", reserve_high)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(
+                f"{name} must be an int, not {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+class Dispatcher:
+    """Per-band priority heaps and the running count.
+
+    Not thread-safe by design: the caller serialises every call (the
+    supervisor does so under its lock).
+    """
+
+    __slots__ = ("_heaps", "_removed", "_seq", "_queued", "running",
+                 "_limits", "pool_size", "reserve_normal", "reserve_high")
+
+    def __init__(self, pool_size: int = 0, reserve_normal: int = 0,
+                 reserve_high: int = 0) -> None:
+        self._heaps: list[list[tuple[int, int, Any]]] = [[], [], [], []]
+        self._removed: set[int] = set()
+        self._seq = 0
+        #: live (not removed) queued entries per band
+        self._queued = [0, 0, 0, 0]
+        #: started and not yet released, all bands together
+        self.running = 0
+        self.configure(pool_size, reserve_normal, reserve_high)
+
+    # -- configuration ----------------------------------------------------
+    def configure(self, pool_size: int, reserve_normal: int,
+                  reserve_high: int) -> None:
+        """Set the three pool numbers; effective for the next question."""
+        validate_pool_numbers(pool_size, reserve_normal, reserve_high)
+        self.pool_size = pool_size
+        self.reserve_normal = reserve_normal
+        self.reserve_high = reserve_high
+        if pool_size == 0:
+            low = normal = high = _UNLIMITED
+        else:
+            low = pool_size
+            normal = low + reserve_normal
+            high = normal + reserve_high
+        limits = [0.0] * 4
+        limits[BAND_CRITICAL] = _UNLIMITED
+        limits[BAND_HIGH] = high
+        limits[BAND_NORMAL] = normal
+        limits[BAND_LOW] = low
+        self._limits = limits
+
+    def limit(self, band: int) -> float:
+        """How many entries may run at most while one of *band* starts."""
+        return self._limits[band]
+
+    @property
+    def capacity(self) -> float:
+        """Slots usable by non-critical entries (``inf`` when unlimited)."""
+        return self._limits[BAND_HIGH]
+
+    # -- queue ------------------------------------------------------------
+    def push(self, priority: int, item: Any) -> int:
+        """Queue *item*; return its key (for :meth:`remove`)."""
+        self._seq = seq = self._seq + 1
+        band = priority_band(priority)
+        heapq.heappush(self._heaps[band], (priority, seq, item))
+        self._queued[band] += 1
+        return seq
+
+    def remove(self, priority: int, key: int) -> None:
+        """Forget the queued entry *key* (pushed with *priority*).
+
+        The caller guarantees the entry is queued (not popped, not removed).
+        """
+        band = priority_band(priority)
+        self._queued[band] -= 1
+        if self._queued[band]:
+            self._removed.add(key)
+        else:
+            # nothing live is left in this band: drop the dead entries now
+            # rather than keep them (and their items) until the next pop
+            heap = self._heaps[band]
+            for entry in heap:
+                self._removed.discard(entry[1])
+            heap.clear()
+
+    def pop(self) -> Optional[Any]:
+        """Start the next entry if one may start: return it, else ``None``.
+
+        A returned entry counts as running until :meth:`release`.
+        """
+        queued = self._queued
+        for band in (BAND_CRITICAL, BAND_HIGH, BAND_NORMAL, BAND_LOW):
+            if queued[band]:
+                break
+        else:
+            return None
+        if self.running >= self._limits[band]:
+            return None
+        heap = self._heaps[band]
+        removed = self._removed
+        while True:
+            _, seq, item = heapq.heappop(heap)
+            if removed and seq in removed:
+                removed.discard(seq)
+                continue
+            queued[band] -= 1
+            self.running += 1
+            return item
+
+    def release(self) -> None:
+        """A running entry has ended; its slot is free."""
+        if self.running <= 0:
+            raise RuntimeError("release() without a running entry")
+        self.running -= 1
+
+    def can_start(self) -> bool:
+        """Whether :meth:`pop` would return an entry now."""
+        queued = self._queued
+        for band in (BAND_CRITICAL, BAND_HIGH, BAND_NORMAL, BAND_LOW):
+            if queued[band]:
+                return self.running < self._limits[band]
+        return False
+
+    # -- introspection ----------------------------------------------------
+    def queued(self, band: Optional[int] = None) -> int:
+        """Number of queued entries, in one band or in all."""
+        if band is None:
+            return sum(self._queued)
+        return self._queued[band]
+
+    def drain(self) -> list[Any]:
+        """Remove and return every queued entry, most urgent first."""
+        items = []
+        for heap in self._heaps:
+            heap.sort()
+            items.extend(item for _, seq, item in heap
+                         if seq not in self._removed)
+            heap.clear()
+        self._removed.clear()
+        self._queued = [0, 0, 0, 0]
+        return items

@@ -1,0 +1,769 @@
+"""The task supervisor: registry, state machine, thread pool and timers.
+
+State and its owner
+-------------------
+``TaskSupervisor._lock`` (one ``threading.Lock``) guards: ``_tasks`` (the
+registry), ``_finished`` (bounded history), ``_unfinished``, ``_state``, the
+``_dispatcher`` and the ``_pool``'s attributes, and every ``TaskInfo``'s
+``status``/``time_*``/``result``/``exception`` and private fields while the
+task is not final.  ``_all_done`` is a condition on that lock, notified when
+``_unfinished`` drops to zero.  ``Timers`` has a lock of its own, taken after
+(never before) the supervisor's.
+
+Invariants: ``_unfinished`` equals the number of registered tasks whose status
+is not final; ``dispatcher.running`` equals the number of pool slots held
+(started tasks whose thread has not returned, including timed-out ones).
+
+Every status change goes through one transition method: ``_enqueue_locked``
+(new/delayed → queued), ``_start_locked`` (queued → started) and
+``_finalize_locked`` (→ completed | failed | canceled).  User code --
+callbacks, alarm functions, the task itself -- runs only without the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from concurrent.futures import CancelledError
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Union
+
+from .constants import (
+    BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TASK_STATUS_CANCELED,
+    TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
+    TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
+from .dispatcher import Dispatcher, validate_pool_numbers
+from .errors import TaskError, TaskTimeoutError
+from .taskinfo import TaskInfo
+from .thread_pool import ThreadPool
+from .timers import Timers
+
+__all__ = ["TaskSupervisor", "SupervisorInfo", "task_supervisor"]
+
+logger = logging.getLogger("atasker")
+
+_NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
+
+#: every supervisor that may own threads; stopped at interpreter exit
+_live: "weakref.WeakSet[TaskSupervisor]" = weakref.WeakSet()
+
+
+def _default_pool_size() -> int:
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def check_seconds(name: str, value: Optional[float]) -> None:
+    """Validate an optional non-negative number of seconds."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a number of seconds, not "
+            f"{type(value).__name__}")
+    if not value >= 0:          # also rejects NaN
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def check_priority(priority: int) -> None:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(
+            f"priority must be an int, not {type(priority).__name__}")
+
+
+def check_callable(name: str, value: Any, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+
+
+class _Waiter:
+    """One ``wait_completed`` call: released when ``count`` tasks ended."""
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+
+@dataclass
+class SupervisorInfo:
+    """A snapshot returned by :meth:`TaskSupervisor.get_info`."""
+
+    id: str
+    active: bool
+    started: bool
+    thread_pool_size: int = 0
+    thread_reserve_normal: int = 0
+    thread_reserve_high: int = 0
+    #: thread tasks holding a slot (running, including timed-out ones)
+    thread_tasks_count: int = 0
+    #: thread tasks waiting for a slot
+    thread_queue: int = 0
+    #: waiting thread tasks per band: critical, high, normal, low
+    thread_queue_by_band: dict = field(default_factory=dict)
+    #: live pool threads, idle ones included
+    thread_threads: int = 0
+    mp_pool_size: int = 0
+    mp_reserve_normal: int = 0
+    mp_reserve_high: int = 0
+    mp_tasks_count: int = 0
+    mp_queue: int = 0
+    aloops: dict = field(default_factory=dict)
+    schedulers: list = field(default_factory=list)
+    #: unfinished tasks (queued, delayed, started) by id
+    task_info: dict = field(default_factory=dict)
+
+
+class TaskSupervisor:
+    """Runs tasks on a prioritised, reusable thread pool.
+
+    ``pool_size`` (default ``min(32, CPU count + 4)``), ``reserve_normal`` and
+    ``reserve_high`` are the thread pool numbers of :meth:`set_thread_pool`.
+    A supervisor starts by itself on first use; after :meth:`stop`,
+    submitting raises ``RuntimeError`` until :meth:`start` is called again.
+
+    Guarantees: every accepted task ends in exactly one of completed, failed
+    or canceled, visible in :meth:`get_task_info` and through its callbacks;
+    no thread of a supervisor outlives ``stop(wait=True)`` or the interpreter.
+
+    Tunable attributes: ``keep_finished`` (how many finished tasks stay
+    visible, default 10,000), ``idle_thread_timeout`` (seconds an idle pool
+    thread lingers, default 60), and the queue-wait alarms
+    ``timeout_warning``/``timeout_critical`` (seconds a task may wait in the
+    queue before ``timeout_warning_func``/``timeout_critical_func`` is called
+    with its :class:`TaskInfo` and a log record is written).
+    """
+
+    def __init__(self, pool_size: Optional[int] = None,
+                 reserve_normal: int = 5, reserve_high: int = 5, *,
+                 supervisor_id: Optional[str] = None) -> None:
+        if pool_size is None:
+            pool_size = _default_pool_size()
+        validate_pool_numbers(pool_size, reserve_normal, reserve_high)
+        self.id = supervisor_id or os.urandom(4).hex()
+        self._lock = threading.Lock()
+        self._all_done = threading.Condition(self._lock)
+        self._stopped_event = threading.Event()
+        self._state = _NEW
+        self._tasks: dict[str, TaskInfo] = {}
+        self._finished: "list[TaskInfo]" = []
+        self._finished_head = 0
+        self._unfinished = 0
+        self._id_prefix = f"{self.id}-"
+        self._id_counter = 0
+        self._dispatcher = Dispatcher(pool_size, reserve_normal, reserve_high)
+        self._pool = ThreadPool(self._lock, self._dispatcher, self,
+                                name=f"atasker_{self.id}")
+        self._timers = Timers(f"atasker_{self.id}")
+        self._schedulers: list[Any] = []
+        self.keep_finished = 10_000
+        self.idle_thread_timeout = 60.0
+        #: compatibility only: nothing in atasker polls
+        self.poll_delay = 0.1
+        self.timeout_warning: Optional[float] = None
+        self.timeout_warning_func: Optional[Callable[[TaskInfo], Any]] = None
+        self.timeout_critical: Optional[float] = None
+        self.timeout_critical_func: Optional[Callable[[TaskInfo], Any]] = None
+
+    def __repr__(self) -> str:
+        return f"<TaskSupervisor {self.id} {self._state}>"
+
+    # ------------------------------------------------------------------
+    # lifecycle
+    # ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start accepting tasks (done implicitly on first use).
+
+        Calling it on a running supervisor does nothing; calling it after
+        :meth:`stop` makes the supervisor usable again.
+        """
+        with self._lock:
+            if self._state == _RUNNING:
+                return
+            self._state = _RUNNING
+            self._pool.shutdown_locked(False)
+            self._stopped_event.clear()
+            _live.add(self)
+        self._timers.start()
+        logger.debug("supervisor %s started", self.id)
+
+    @property
+    def is_active(self) -> bool:
+        """True while the supervisor accepts tasks."""
+        return self._state == _RUNNING
+
+    def _ensure_running(self) -> None:
+        if self._state == _NEW:
+            self.start()
+
+    def block(self) -> None:
+        """Block the calling thread until the supervisor is stopped."""
+        self._stopped_event.wait()
+
+    def stop(self, wait: Union[bool, float] = True,
+             stop_schedulers: bool = True, cancel_tasks: bool = False) -> None:
+        """Stop accepting tasks and wind down.
+
+        Args:
+            wait: ``True`` waits until every accepted task has ended and every
+                pool thread has exited; a number waits at most that many
+                seconds, then cancels whatever is still queued or delayed;
+                ``False`` returns at once while queued work drains in the
+                background.
+            stop_schedulers: stop registered workers first.
+            cancel_tasks: cancel queued and delayed tasks (their
+                ``error_callback`` gets ``CancelledError``); running tasks
+                are still waited for.
+
+        Raises:
+            RuntimeError: when asked to wait from inside one of this
+                supervisor's own tasks (it would wait for itself).
+        """
+        if not isinstance(wait, bool):
+            check_seconds("wait", wait)
+        if wait is not False and self._pool.owns_current_thread():
+            raise RuntimeError(
+                "stop() cannot wait from inside a task of the same "
+                "supervisor; call stop(wait=False)")
+        deadline = None
+        if wait is not True and wait is not False:
+            deadline = time.monotonic() + wait
+        with self._lock:
+            if self._state in (_RUNNING, _NEW):
+                self._state = _STOPPING
+            schedulers = list(self._schedulers) if stop_schedulers else []
+        for scheduler in schedulers:
+            try:
+                scheduler.stop(wait=bool(wait))
+            except Exception:
+                logger.exception("supervisor %s: stopping %r failed",
+                                 self.id, scheduler)
+        if cancel_tasks:
+            self._cancel_pending()
+        if wait is not False:
+            if not self._wait_all_done(deadline):
+                cancelled = self._cancel_pending()
+                logger.warning(
+                    "supervisor %s: stop(wait=%s) timed out; canceled %d "
+                    "waiting tasks, running ones go on in their threads",
+                    self.id, wait, cancelled)
+        with self._lock:
+            self._state = _STOPPED
+            threads = self._pool.shutdown_locked(True)
+            if self._unfinished == 0:
+                # otherwise the last task to end stops the timers
+                timer_thread = self._timers.stop()
+                if timer_thread is not None:
+                    threads.add(timer_thread)
+        self._stopped_event.set()
+        if wait is not False:
+            threads.discard(threading.current_thread())
+            for thread in threads:
+                thread.join(None if deadline is None
+                            else max(0.0, deadline - time.monotonic()))
+        logger.debug("supervisor %s stopped", self.id)
+
+    def _wait_all_done(self, deadline: Optional[float]) -> bool:
+        with self._all_done:
+            while self._unfinished:
+                if deadline is None:
+                    self._all_done.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._all_done.wait(left)
+        return True
+
+    def _cancel_pending(self) -> int:
+        """Cancel every queued and delayed task; return how many."""
+        with self._lock:
+            canceled = self._dispatcher.drain()
+            for record in canceled:
+                record._key = 0         # no longer in the dispatcher
+            canceled.extend(record for record in self._tasks.values()
+                            if record.status == TASK_STATUS_DELAYED)
+            for record in canceled:
+                self._cancel_locked(record)
+        for record in canceled:
+            self._after(record)
+        return len(canceled)
+
+    # ------------------------------------------------------------------
+    # configuration
+    # ------------------------------------------------------------------
+    def set_thread_pool(self, pool_size: Optional[int] = None,
+                        reserve_normal: Optional[int] = None,
+                        reserve_high: Optional[int] = None) -> None:
+        """Set the thread pool numbers; takes effect at once.
+
+        Low-priority tasks run while fewer than ``pool_size`` tasks run,
+        normal ones up to ``pool_size + reserve_normal``, high ones up to
+        ``pool_size + reserve_normal + reserve_high``; critical tasks always
+        start.  ``pool_size=0`` means unlimited.  An argument left as
+        ``None`` keeps its current value.
+        """
+        dispatcher = self._dispatcher
+        with self._lock:
+            dispatcher.configure(
+                dispatcher.pool_size if pool_size is None else pool_size,
+                dispatcher.reserve_normal if reserve_normal is None
+                else reserve_normal,
+                dispatcher.reserve_high if reserve_high is None
+                else reserve_high)
+            spawn = self._pool.kick_locked()
+        if spawn:
+            self._pool.spawn(spawn)
+
+    @property
+    def thread_pool_size(self) -> int:
+        return self._dispatcher.pool_size
+
+    @property
+    def thread_reserve_normal(self) -> int:
+        return self._dispatcher.reserve_normal
+
+    @property
+    def thread_reserve_high(self) -> int:
+        return self._dispatcher.reserve_high
+
+    def register_scheduler(self, scheduler: Any) -> None:
+        """Register a worker; :meth:`stop` calls its ``stop(wait=...)``."""
+        with self._lock:
+            if scheduler not in self._schedulers:
+                self._schedulers.append(scheduler)
+
+    def unregister_scheduler(self, scheduler: Any) -> None:
+        """Forget a registered worker (unknown ones are ignored)."""
+        with self._lock:
+            if scheduler in self._schedulers:
+                self._schedulers.remove(scheduler)
+
+    # ------------------------------------------------------------------
+    # submitting
+    # ------------------------------------------------------------------
+    def put_task(self, target: Callable[..., Any], args: Iterable[Any] = (),
+                 kwargs: Optional[dict] = None,
+                 callback: Optional[Callable[[Any], Any]] = None,
+                 priority: int = TASK_NORMAL, delay: Optional[float] = None,
+                 tt: int = TT_THREAD, task_id: Optional[str] = None, *,
+                 name: Optional[str] = None,
+                 error_callback: Optional[Callable[[BaseException], Any]]
+                 = None,
+                 timeout: Optional[float] = None) -> str:
+        """Submit ``target(*args, **kwargs)``; return the task id.
+
+        Same options as :func:`atasker.background_task`; ``task_id`` lets
+        the caller choose the id (it must not be in use).
+
+        Raises:
+            TypeError, ValueError: a bad argument (named in the message).
+            RuntimeError: the supervisor is stopped.
+        """
+        check_callable("target", target, optional=False)
+        if kwargs is None:
+            kwargs = {}
+        elif not isinstance(kwargs, dict):
+            raise TypeError(f"kwargs must be a dict, not "
+                            f"{type(kwargs).__name__}")
+        check_task_options(priority, delay, tt, callback, error_callback,
+                           timeout)
+        if task_id is not None and not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str, not "
+                            f"{type(task_id).__name__}")
+        return self._submit(target, tuple(args), kwargs,
+                            name or _task_name(target), priority, delay,
+                            callback, error_callback, timeout, task_id)
+
+    def _submit(self, target: Callable[..., Any], args: tuple, kwargs: dict,
+                name: str, priority: int, delay: Optional[float],
+                callback: Optional[Callable[[Any], Any]],
+                error_callback: Optional[Callable[[BaseException], Any]],
+                timeout: Optional[float],
+                task_id: Optional[str] = None) -> str:
+        """Accept a validated thread task (the hot path)."""
+        if self._state != _RUNNING:
+            self._ensure_running()
+        now = time.time()
+        with self._lock:
+            if self._state != _RUNNING:
+                raise RuntimeError(
+                    f"supervisor {self.id} is stopped: it accepts no "
+                    f"tasks until start() is called")
+            if task_id is None:
+                self._id_counter += 1
+                task_id = f"{self._id_prefix}{self._id_counter}"
+            elif task_id in self._tasks:
+                raise ValueError(f"task_id {task_id!r} is already in use")
+            record = TaskInfo(task_id, target, TT_THREAD, priority, name,
+                              TASK_STATUS_QUEUED, args, kwargs, callback,
+                              error_callback, timeout, now)
+            self._tasks[task_id] = record
+            self._unfinished += 1
+            if delay:
+                record.status = TASK_STATUS_DELAYED
+                record._timer = self._timers.schedule(delay, self._on_delay,
+                                                      record)
+                return task_id
+            self._enqueue_locked(record)
+            spawn = self._pool.kick_locked()
+        if spawn:
+            self._pool.spawn(spawn)
+        return task_id
+
+    # ------------------------------------------------------------------
+    # transitions (lock held)
+    # ------------------------------------------------------------------
+    def _enqueue_locked(self, record: TaskInfo) -> None:
+        record.status = TASK_STATUS_QUEUED
+        record._key = self._dispatcher.push(record.priority, record)
+        warn, crit = self.timeout_warning, self.timeout_critical
+        if warn is not None:
+            self._timers.schedule(warn, self._on_queue_alarm, record, False)
+        if crit is not None:
+            self._timers.schedule(crit, self._on_queue_alarm, record, True)
+
+    def _start_locked(self, record: TaskInfo) -> None:
+        record.status = TASK_STATUS_STARTED
+        record.time_started = time.time()
+        if record._timeout is not None:
+            record._timer = self._timers.schedule(
+                record._timeout, self._on_timeout, record)
+
+    def _finalize_locked(self, record: TaskInfo, status: int, result: Any,
+                         exception: Optional[BaseException]) -> None:
+        record.status = status
+        record.result = result
+        record.exception = exception
+        record.time_completed = time.time()
+        record._args = record._kwargs = None
+        timer = record._timer
+        if timer is not None:
+            timer.cancel()
+            record._timer = None
+        waiters = record._waiters
+        if waiters is not None:
+            record._waiters = None
+            for waiter in waiters:
+                waiter.count -= 1
+                if not waiter.count:
+                    waiter.lock.release()
+        self._remember_locked(record)
+        self._unfinished -= 1
+        if not self._unfinished and self._state != _RUNNING:
+            self._all_done.notify_all()
+            if self._state == _STOPPED:
+                self._timers.stop()
+
+    def _remember_locked(self, record: TaskInfo) -> None:
+        """Keep *record* in the bounded history; forget the oldest."""
+        finished = self._finished
+        finished.append(record)
+        excess = len(finished) - self._finished_head - self.keep_finished
+        if excess > 0:
+            tasks = self._tasks
+            head = self._finished_head
+            for old in finished[head:head + excess]:
+                if tasks.get(old.id) is old:
+                    del tasks[old.id]
+            head += excess
+            # compact once the dead prefix is as long as the live part
+            if head >= len(finished) - head:
+                del finished[:head]
+                head = 0
+            self._finished_head = head
+
+    def _cancel_locked(self, record: TaskInfo) -> None:
+        if record.status == TASK_STATUS_QUEUED:
+            # callers that drained the dispatcher have removed it already
+            if record._key:
+                self._dispatcher.remove(record.priority, record._key)
+        self._finalize_locked(record, TASK_STATUS_CANCELED, None,
+                              CancelledError(f"task {record.id} canceled"))
+
+    # ------------------------------------------------------------------
+    # thread pool host protocol
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _run(record: TaskInfo) -> tuple[bool, Any]:
+        try:
+            return True, record.task(*record._args, **record._kwargs)
+        except BaseException as exc:  # delivered to the task's owner
+            return False, exc
+
+    def _finish_locked(self, record: TaskInfo,
+                       outcome: tuple[bool, Any]) -> bool:
+        if record.status != TASK_STATUS_STARTED:
+            return False        # already failed by timeout, or marked
+        ok, value = outcome
+        if ok:
+            self._finalize_locked(record, TASK_STATUS_COMPLETED, value, None)
+        else:
+            self._finalize_locked(record, TASK_STATUS_FAILED, None, value)
+        return True
+
+    def _after(self, record: TaskInfo) -> None:
+        """Log the end of a task and run its callback (no lock held)."""
+        status = record.status
+        if status == TASK_STATUS_COMPLETED:
+            callback, argument = record._callback, record.result
+        else:
+            callback, argument = record._error_callback, record.exception
+            if status == TASK_STATUS_FAILED:
+                _log_failure(record)
+        record._callback = record._error_callback = None
+        if callback is not None:
+            try:
+                callback(argument)
+            except Exception:
+                logger.exception("callback %r of task %s (%s) raised",
+                                 callback, record.id, record.name)
+
+    # ------------------------------------------------------------------
+    # timer callbacks (timer thread, no lock held on entry)
+    # ------------------------------------------------------------------
+    def _on_delay(self, record: TaskInfo) -> None:
+        with self._lock:
+            if record.status != TASK_STATUS_DELAYED:
+                return
+            record._timer = None
+            self._enqueue_locked(record)
+            spawn = self._pool.kick_locked()
+        if spawn:
+            self._pool.spawn(spawn)
+
+    def _on_timeout(self, record: TaskInfo) -> None:
+        with self._lock:
+            if record.status != TASK_STATUS_STARTED:
+                return
+            record._timer = None
+            self._finalize_locked(
+                record, TASK_STATUS_FAILED, None,
+                TaskTimeoutError(record.id, record._timeout))
+        logger.warning(
+            "task %s (%s) timed out after %g s; its thread cannot be "
+            "killed and keeps its pool slot until the function returns",
+            record.id, record.name, record._timeout)
+        self._after(record)
+
+    def _on_queue_alarm(self, record: TaskInfo, critical: bool) -> None:
+        with self._lock:
+            if record.status != TASK_STATUS_QUEUED:
+                return
+            waited = time.time() - record.time_queued
+        if critical:
+            func = self.timeout_critical_func
+            logger.critical("task %s (%s) has waited %.3f s in the queue",
+                            record.id, record.name, waited)
+        else:
+            func = self.timeout_warning_func
+            logger.warning("task %s (%s) has waited %.3f s in the queue",
+                           record.id, record.name, waited)
+        if func is not None:
+            try:
+                func(record)
+            except Exception:
+                logger.exception("queue-wait alarm function %r raised", func)
+
+    # ------------------------------------------------------------------
+    # querying, waiting, canceling
+    # ------------------------------------------------------------------
+    def get_task_info(self, task_id: str) -> Optional[TaskInfo]:
+        """The :class:`TaskInfo` of *task_id*, or ``None`` if it is unknown
+        or finished long enough ago to be forgotten (see ``keep_finished``).
+        """
+        return self._tasks.get(task_id)
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Cancel a queued or delayed task.
+
+        Returns ``True`` if the task was waiting and is now canceled (its
+        ``error_callback`` receives ``CancelledError``); ``False`` if it is
+        unknown, already running or already finished.
+        """
+        with self._lock:
+            record = self._tasks.get(task_id)
+            if record is None or record.status not in (TASK_STATUS_QUEUED,
+                                                       TASK_STATUS_DELAYED):
+                return False
+            self._cancel_locked(record)
+        self._after(record)
+        return True
+
+    def wait_completed(self, task_ids: Union[str, list, tuple],
+                       timeout: Optional[float] = None) -> Any:
+        """Wait for tasks to end and return their results.
+
+        Args:
+            task_ids: one id (returns its result) or a list/tuple of ids
+                (returns a list of results, in the same order).
+            timeout: seconds to wait at most; ``None`` waits for ever.
+
+        Raises:
+            The task's own exception if it failed (the first failed one, in
+            order); ``concurrent.futures.CancelledError`` if it was canceled;
+            ``TimeoutError`` if the tasks did not all end in time;
+            ``KeyError`` for an id that is unknown or already forgotten.
+        """
+        single = isinstance(task_ids, str)
+        if single:
+            ids = [task_ids]
+        elif isinstance(task_ids, (list, tuple)):
+            ids = task_ids
+        else:
+            raise TypeError(f"task_ids must be a str, list or tuple, not "
+                            f"{type(task_ids).__name__}")
+        results = []
+        for record in self._wait_records(ids, timeout):
+            if record.status == TASK_STATUS_COMPLETED:
+                results.append(record.result)
+            else:
+                raise record.exception
+        return results[0] if single else results
+
+    def _wait_records(self, ids: Union[list, tuple],
+                      timeout: Optional[float]) -> list[TaskInfo]:
+        """Wait until the tasks *ids* have ended; return their records."""
+        check_seconds("timeout", timeout)
+        with self._lock:
+            records = []
+            for task_id in ids:
+                record = self._tasks.get(task_id)
+                if record is None:
+                    raise KeyError(f"unknown task id {task_id!r} (never "
+                                   f"submitted here, or already forgotten)")
+                records.append(record)
+            pending = [r for r in records if r.status not in FINAL_STATUSES]
+            waiter = None
+            if pending:
+                waiter = _Waiter(len(pending))
+                for record in pending:
+                    if record._waiters is None:
+                        record._waiters = [waiter]
+                    else:
+                        record._waiters.append(waiter)
+        if waiter is not None and not waiter.lock.acquire(
+                timeout=-1 if timeout is None else timeout):
+            with self._lock:
+                if waiter.count:
+                    for record in pending:
+                        if record._waiters and waiter in record._waiters:
+                            record._waiters.remove(waiter)
+                    raise TimeoutError(
+                        f"{waiter.count} of {len(ids)} tasks did not end "
+                        f"within {timeout:g} s")
+        return records
+
+    def mark_task_completed(self, task: Optional[TaskInfo] = None,
+                            task_id: Optional[str] = None) -> bool:
+        """Compatibility: declare a running task completed now.
+
+        Waiters wake at once with result ``None``; whatever the function
+        returns later is discarded.  Returns ``False`` if the task had
+        already ended.  Raises ``KeyError`` for an unknown id.
+        """
+        if task_id is None:
+            if task is None:
+                raise TypeError("give task or task_id")
+            task_id = task.id
+        with self._lock:
+            record = self._tasks.get(task_id)
+            if record is None:
+                raise KeyError(f"unknown task id {task_id!r}")
+            if record.status != TASK_STATUS_STARTED:
+                return False
+            self._finalize_locked(record, TASK_STATUS_COMPLETED, None, None)
+        self._after(record)
+        return True
+
+    def get_info(self, tt: Optional[int] = None, aloops: bool = True,
+                 schedulers: bool = True) -> SupervisorInfo:
+        """A consistent snapshot of pools, queues and unfinished tasks.
+
+        ``tt`` limits ``task_info`` to one task type.
+        """
+        dispatcher = self._dispatcher
+        with self._lock:
+            info = SupervisorInfo(
+                id=self.id, active=self._state == _RUNNING,
+                started=self._state != _NEW,
+                thread_pool_size=dispatcher.pool_size,
+                thread_reserve_normal=dispatcher.reserve_normal,
+                thread_reserve_high=dispatcher.reserve_high,
+                thread_tasks_count=dispatcher.running,
+                thread_queue=dispatcher.queued(),
+                thread_queue_by_band={
+                    name: dispatcher.queued(band)
+                    for band, name in enumerate(BAND_NAMES)},
+                thread_threads=self._pool.thread_count)
+            if schedulers:
+                info.schedulers = list(self._schedulers)
+            info.task_info = {
+                task_id: record for task_id, record in self._tasks.items()
+                if record.status not in FINAL_STATUSES
+                and (tt is None or record.tt == tt)}
+        return info
+
+
+def check_task_options(priority: int, delay: Optional[float], tt: int,
+                       callback: Any, error_callback: Any,
+                       timeout: Optional[float]) -> None:
+    """Validate the options shared by ``put_task`` and ``background_task``."""
+    check_priority(priority)
+    check_seconds("delay", delay)
+    check_seconds("timeout", timeout)
+    if timeout == 0:
+        raise ValueError("timeout must be > 0")
+    check_callable("callback", callback)
+    check_callable("error_callback", error_callback)
+    if tt == TT_THREAD:
+        return
+    if tt in (TT_MP, TT_COROUTINE):
+        raise NotImplementedError(
+            f"tt={tt} is not supported by this version of atasker; "
+            f"only TT_THREAD tasks run")
+    raise ValueError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
+                     f"got {tt!r}")
+
+
+def _task_name(target: Callable[..., Any]) -> str:
+    return getattr(target, "__qualname__", None) or repr(target)
+
+
+def _log_failure(record: TaskInfo) -> None:
+    exc = record.exception
+    if isinstance(exc, (TaskError, TaskTimeoutError)):
+        logger.warning("task %s (%s) failed: %s", record.id, record.name,
+                       exc)
+    else:
+        logger.error("task %s (%s) raised %s", record.id, record.name,
+                     type(exc).__name__, exc_info=exc)
+
+
+def _stop_all_at_exit() -> None:
+    for supervisor in list(_live):
+        try:
+            supervisor.stop(wait=True)
+        except Exception:
+            logger.exception("stopping supervisor %s at exit failed",
+                             supervisor.id)
+
+
+# Run before the interpreter joins threads, as concurrent.futures does, so
+# queued work still drains and pool threads may still be started; fall
+# back to atexit where that hook does not exist.
+_register_atexit = getattr(threading, "_register_atexit", None)
+if _register_atexit is not None:
+    _register_atexit(_stop_all_at_exit)
+else:  # pragma: no cover
+    import atexit
+    atexit.register(_stop_all_at_exit)
+
+#: The global supervisor used when none is given.
+task_supervisor = TaskSupervisor(supervisor_id="default")

@@ -1,0 +1,74 @@
+"""The record of one task, as returned by ``get_task_info``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from .constants import FINAL_STATUSES, STATUS_NAMES, TT_NAMES
+
+__all__ = ["TaskInfo"]
+
+
+class TaskInfo:
+    """What the supervisor knows about one task.
+
+    The object is live: the supervisor updates it as the task moves through
+    ``queued``/``delayed`` → ``started`` → ``completed``/``failed``, or to
+    ``canceled``.  Read it; do not assign to it.
+
+    Attributes:
+        id: the task id (a str).
+        task: the callable that runs.
+        tt: ``TT_THREAD``, ``TT_MP`` or ``TT_COROUTINE``.
+        priority: the priority it was submitted with.
+        name: the name given at submission, else the callable's name.
+        time_queued: ``time.time()`` when the task was accepted.
+        time_started: when it started running, else ``None``.
+        time_completed: when it reached a final status, else ``None``.
+        status: one of the ``TASK_STATUS_*`` constants.
+        result: the return value once completed.
+        exception: the exception once failed or canceled.
+    """
+
+    __slots__ = ("id", "task", "tt", "priority", "name", "time_queued",
+                 "time_started", "time_completed", "status", "result",
+                 "exception",
+                 # private to the supervisor, guarded by its lock:
+                 "_args", "_kwargs", "_callback", "_error_callback",
+                 "_timeout", "_key", "_timer", "_waiters", "_t_ready")
+
+    def __init__(self, task_id: str, task: Callable[..., Any], tt: int,
+                 priority: int, name: str, status: int, args: tuple,
+                 kwargs: dict, callback: Optional[Callable[[Any], Any]],
+                 error_callback: Optional[Callable[[BaseException], Any]],
+                 timeout: Optional[float], time_queued: float) -> None:
+        self.id = task_id
+        self.task = task
+        self.tt = tt
+        self.priority = priority
+        self.name = name
+        self.time_queued = time_queued
+        self.time_started: Optional[float] = None
+        self.time_completed: Optional[float] = None
+        self.status = status
+        self.result: Any = None
+        self.exception: Optional[BaseException] = None
+        self._args = args
+        self._kwargs = kwargs
+        self._callback = callback
+        self._error_callback = error_callback
+        self._timeout = timeout
+        self._key = 0          # dispatcher key while queued
+        self._timer = None     # TimerHandle for delay or timeout
+        self._waiters = None   # list of _Waiter, created on demand
+        self._t_ready = 0.0    # monotonic time it entered the queue
+
+    @property
+    def done(self) -> bool:
+        """True once the task is completed, failed or canceled."""
+        return self.status in FINAL_STATUSES
+
+    def __repr__(self) -> str:
+        return (f"<TaskInfo {self.id} {self.name!r} "
+                f"{TT_NAMES.get(self.tt, self.tt)} priority={self.priority} "
+                f"{STATUS_NAMES.get(self.status, self.status)}>")
