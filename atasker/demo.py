@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable, TextIO
 
@@ -30,7 +31,13 @@ def run_demo(out: TextIO, burst: int = 20_000,
     figures: dict = {}
     try:
         print("atasker demo: a pool of 4 threads (+2 normal, +2 high "
-              "reserve) gets a burst of mixed-priority I/O tasks", file=out)
+              "reserve), all busy, gets a burst of mixed-priority I/O "
+              "tasks", file=out)
+        # keep all 8 slots busy until the whole burst has arrived, so the
+        # order in which tasks start shows the priorities alone
+        gate = threading.Event()
+        holders = [supervisor.put_task(gate.wait, priority=TASK_HIGH)
+                   for _ in range(8)]
         ids = []
         started = time.perf_counter()
         # submit the least urgent first, so priorities have to reorder them
@@ -38,7 +45,8 @@ def run_demo(out: TextIO, burst: int = 20_000,
             for _ in range(count):
                 ids.append(supervisor.put_task(work, args=(0.002,),
                                                priority=priority))
-        supervisor.wait_completed(ids)
+        gate.set()
+        supervisor.wait_completed(holders + ids)
         elapsed = time.perf_counter() - started
         waits: dict = {name: [] for name in BAND_NAMES}
         for task_id in ids:

@@ -738,7 +738,9 @@ def _task_name(target: Callable[..., Any]) -> str:
 
 def _log_failure(record: TaskInfo) -> None:
     exc = record.exception
-    if isinstance(exc, (TaskError, TaskTimeoutError)):
+    if isinstance(exc, TaskTimeoutError):
+        return                  # _on_timeout has said it, with more detail
+    if isinstance(exc, TaskError):
         logger.warning("task %s (%s) failed: %s", record.id, record.name,
                        exc)
     else:
