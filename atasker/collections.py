@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED
 from .supervisor import TaskSupervisor, check_callable, check_priority, \
@@ -143,19 +143,20 @@ class TaskCollection(FunctionCollection):
         records = supervisor._wait_records(ids, None)
         results: dict = {}
         all_ok = True
-        failures = []
+        failures: list[BaseException] = []
         for (f, _), info in zip(functions, records):
             if info.status == TASK_STATUS_COMPLETED:
                 results[_key(f)] = info.result
             else:
                 all_ok = False
-                results[_key(f)] = self._failed(info.exception)
-                failures.append(info.exception)
+                exc = cast(BaseException, info.exception)
+                results[_key(f)] = self._failed(exc)
+                failures.append(exc)
         for exc in failures:
             if self.on_error is None:
                 raise exc
-            try:
+            try:    # on_error runs inside except, as for FunctionCollection
                 raise exc
-            except Exception:
+            except BaseException:
                 self.on_error(**self.on_error_kwargs)
         return results, all_ok

@@ -173,7 +173,7 @@ class Dispatcher:
 
     def drain(self) -> list[Any]:
         """Remove and return every queued entry, most urgent first."""
-        items = []
+        items: list[Any] = []
         for heap in self._heaps:
             heap.sort()
             items.extend(item for _, seq, item in heap

@@ -10,6 +10,9 @@ task is not final.  ``_all_done`` is a condition on that lock, notified when
 ``_unfinished`` drops to zero.  ``Timers`` has a lock of its own, taken after
 (never before) the supervisor's.
 
+``_state`` is also read without the lock on the submit fast path and in
+``is_active``: a stale read only sends the caller to the locked check.
+
 Invariants: ``_unfinished`` equals the number of registered tasks whose status
 is not final; ``dispatcher.running`` equals the number of pool slots held
 (started tasks whose thread has not returned, including timed-out ones).
@@ -29,7 +32,7 @@ import time
 import weakref
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union, cast
 
 from .constants import (
     BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TASK_STATUS_CANCELED,
@@ -190,7 +193,6 @@ class TaskSupervisor:
             self._pool.shutdown_locked(False)
             self._stopped_event.clear()
             _live.add(self)
-        self._timers.start()
         logger.debug("supervisor %s started", self.id)
 
     @property
@@ -390,6 +392,9 @@ class TaskSupervisor:
         """Accept a validated thread task (the hot path)."""
         if self._state != _RUNNING:
             self._ensure_running()
+        if delay or timeout is not None or self.timeout_warning is not None \
+                or self.timeout_critical is not None:
+            self._timers.start()
         now = time.time()
         with self._lock:
             if self._state != _RUNNING:
@@ -493,7 +498,9 @@ class TaskSupervisor:
     @staticmethod
     def _run(record: TaskInfo) -> tuple[bool, Any]:
         try:
-            return True, record.task(*record._args, **record._kwargs)
+            # _args/_kwargs are set until the task ends
+            return True, record.task(*record._args,  # type: ignore[misc]
+                                     **record._kwargs)  # type: ignore[arg-type]
         except BaseException as exc:  # delivered to the task's owner
             return False, exc
 
@@ -545,7 +552,7 @@ class TaskSupervisor:
             record._timer = None
             self._finalize_locked(
                 record, TASK_STATUS_FAILED, None,
-                TaskTimeoutError(record.id, record._timeout))
+                TaskTimeoutError(record.id, cast(float, record._timeout)))
         logger.warning(
             "task %s (%s) timed out after %g s; its thread cannot be "
             "killed and keeps its pool slot until the function returns",
@@ -612,6 +619,7 @@ class TaskSupervisor:
             ``KeyError`` for an id that is unknown or already forgotten.
         """
         single = isinstance(task_ids, str)
+        ids: Union[list, tuple]
         if single:
             ids = [task_ids]
         elif isinstance(task_ids, (list, tuple)):
@@ -621,10 +629,9 @@ class TaskSupervisor:
                             f"{type(task_ids).__name__}")
         results = []
         for record in self._wait_records(ids, timeout):
-            if record.status == TASK_STATUS_COMPLETED:
-                results.append(record.result)
-            else:
-                raise record.exception
+            if record.status != TASK_STATUS_COMPLETED:
+                raise cast(BaseException, record.exception)
+            results.append(record.result)
         return results[0] if single else results
 
     def _wait_records(self, ids: Union[list, tuple],

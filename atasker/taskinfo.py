@@ -35,7 +35,7 @@ class TaskInfo:
                  "exception",
                  # private to the supervisor, guarded by its lock:
                  "_args", "_kwargs", "_callback", "_error_callback",
-                 "_timeout", "_key", "_timer", "_waiters", "_t_ready")
+                 "_timeout", "_key", "_timer", "_waiters")
 
     def __init__(self, task_id: str, task: Callable[..., Any], tt: int,
                  priority: int, name: str, status: int, args: tuple,
@@ -53,15 +53,14 @@ class TaskInfo:
         self.status = status
         self.result: Any = None
         self.exception: Optional[BaseException] = None
-        self._args = args
-        self._kwargs = kwargs
+        self._args: Optional[tuple] = args
+        self._kwargs: Optional[dict] = kwargs
         self._callback = callback
         self._error_callback = error_callback
         self._timeout = timeout
         self._key = 0          # dispatcher key while queued
-        self._timer = None     # TimerHandle for delay or timeout
-        self._waiters = None   # list of _Waiter, created on demand
-        self._t_ready = 0.0    # monotonic time it entered the queue
+        self._timer: Any = None     # TimerHandle for delay or timeout
+        self._waiters: Optional[list] = None   # wait_completed waiters
 
     @property
     def done(self) -> bool:

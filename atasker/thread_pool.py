@@ -108,7 +108,9 @@ class ThreadPool:
         return set(self._threads)
 
     def owns_current_thread(self) -> bool:
-        return threading.current_thread() in self._threads
+        """Whether the calling thread is one of this pool's workers."""
+        with self._lock:
+            return threading.current_thread() in self._threads
 
     @property
     def thread_count(self) -> int:
@@ -169,7 +171,7 @@ class ThreadPool:
                     leaving = True
                 else:
                     self._idle.append(worker)
-            outcome = None
+            del outcome             # drop the result before parking
             if due:
                 after(record)
             if following is None:

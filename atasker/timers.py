@@ -47,7 +47,9 @@ class Timers:
     ``_thread`` and ``_stopping``.  Invariant: while ``_thread`` is alive and
     not stopping, it waits no longer than until ``_heap[0].deadline``.
     Callers may schedule while holding other locks: schedule() takes only
-    ``_cond`` and calls nothing out.
+    ``_cond`` and calls nothing out.  The thread is started lazily by
+    :meth:`start`, which the owner calls, without its own lock held, before
+    scheduling.
     """
 
     def __init__(self, name: str) -> None:
@@ -59,16 +61,26 @@ class Timers:
         self._stopping = False
 
     def start(self) -> None:
-        """Start the timer thread (idempotent)."""
-        with self._cond:
-            if self._thread is not None and self._thread.is_alive() \
-                    and not self._stopping:
-                return
-            self._stopping = False
-            thread = threading.Thread(target=self._run,
-                                      name=f"{self._name}_timers",
-                                      daemon=True)
-            self._thread = thread
+        """Make sure the timer thread runs (cheap when it does).
+
+        Call it without holding other locks: it may start a thread, or wait
+        for a thread that is stopping to finish.
+        """
+        while True:
+            with self._cond:
+                thread = self._thread
+                if thread is None or not thread.is_alive():
+                    self._stopping = False
+                    thread = threading.Thread(target=self._run,
+                                              name=f"{self._name}_timers",
+                                              daemon=True)
+                    self._thread = thread
+                    break
+                if not self._stopping:
+                    return
+            if thread is threading.current_thread():
+                return      # a stopping timer's own callback: it exits next
+            thread.join()   # a stopping thread exits promptly
         thread.start()
 
     def schedule(self, delay: float, fn: Callable[..., Any],
