@@ -56,7 +56,9 @@ def test_example_runs(path):
     assert result.returncode == 0, result.stderr
     expected = {
         "quickstart.py": "urgent 50 42",
-        "priorities.py": "running: 4 queued: 2\nTrue",
+        "priorities.py": "low-1 running\nlow-2 running\nlow-3 queued\n"
+                         "high running\ncritical running\n"
+                         "running: 4 queued: 1",
         "errors_and_timeouts.py": "waiting task was canceled",
         "collections.py": "True",
     }[path.name]

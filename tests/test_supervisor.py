@@ -90,11 +90,16 @@ def test_stop_cancel_tasks(gates):
     running = sup.put_task(gate, args=("ran",))
     gate.wait_started()
     canceled = []
-    queued = [sup.put_task(double, args=(i,), error_callback=canceled.append)
+
+    def on_cancel(exc):
+        canceled.append(exc)
+        if len(canceled) == 6:      # all waiting ones are canceled:
+            gate.open()             # now let the running one finish
+
+    queued = [sup.put_task(double, args=(i,), error_callback=on_cancel)
               for i in range(5)]
     delayed = sup.put_task(double, args=(1,), delay=SAFETY,
-                           error_callback=canceled.append)
-    threading.Timer(0.05, gate.open).start()
+                           error_callback=on_cancel)
     sup.stop(cancel_tasks=True)
     assert sup.get_task_info(running).status == TASK_STATUS_COMPLETED
     for task_id in [*queued, delayed]:
