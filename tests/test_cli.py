@@ -60,7 +60,7 @@ def test_example_runs(path):
                          "high running\ncritical running\n"
                          "running: 4 queued: 1",
         "errors_and_timeouts.py": "waiting task was canceled",
-        "collections.py": "True",
+        "task_collections.py": "True",
     }[path.name]
     assert expected in result.stdout
 
