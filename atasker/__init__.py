@@ -19,12 +19,13 @@ from .constants import (
     TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
     TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
 from .debug import set_debug
-from .errors import TaskError, TaskTimeoutError
+from .errors import RemoteTraceback, TaskError, TaskTimeoutError, \
+    WorkerLostError
 from .local import LocalProxy, g
 from .locker import Locker
 from .supervisor import SupervisorInfo, TaskSupervisor, task_supervisor
 from .taskinfo import TaskInfo
-from .tasks import background_task, wait_completed
+from .tasks import background_task, co_apply, co_mp_apply, wait_completed
 
 __version__ = "0.8.0.dev0"
 
@@ -32,6 +33,7 @@ __all__ = [
     "FunctionCollection",
     "LocalProxy",
     "Locker",
+    "RemoteTraceback",
     "SupervisorInfo",
     "TASK_CRITICAL",
     "TASK_HIGH",
@@ -51,7 +53,10 @@ __all__ = [
     "TaskInfo",
     "TaskSupervisor",
     "TaskTimeoutError",
+    "WorkerLostError",
     "background_task",
+    "co_apply",
+    "co_mp_apply",
     "g",
     "set_debug",
     "task_supervisor",

@@ -15,6 +15,8 @@ Rules (see "Priorities and pool reserves" in the design):
 * Strict priority: the only candidate is the most urgent queued entry (lowest
   ``(priority, seq)``).  If it may not start, nothing starts: every less
   urgent entry is in the same or a lower band, whose limit is no larger.
+* With ``capped=True`` (process pools) critical entries share the high
+  band's limit instead of being unlimited: they still go first.
 * FIFO within one priority, by a sequence number that never repeats.
 
 Entries sit in one heap per band, so a critical push or pop costs
@@ -57,10 +59,14 @@ class Dispatcher:
     """
 
     __slots__ = ("_heaps", "_removed", "_seq", "_queued", "running",
-                 "_limits", "pool_size", "reserve_normal", "reserve_high")
+                 "_limits", "pool_size", "reserve_normal", "reserve_high",
+                 "_capped")
 
     def __init__(self, pool_size: int = 0, reserve_normal: int = 0,
-                 reserve_high: int = 0) -> None:
+                 reserve_high: int = 0, capped: bool = False) -> None:
+        #: with ``capped`` critical entries may not grow beyond the high
+        #: band's limit either (a process pool has that many processes)
+        self._capped = capped
         self._heaps: list[list[tuple[int, int, Any]]] = [[], [], [], []]
         self._removed: set[int] = set()
         self._seq = 0
@@ -85,7 +91,7 @@ class Dispatcher:
             normal = low + reserve_normal
             high = normal + reserve_high
         limits = [0.0] * 4
-        limits[BAND_CRITICAL] = _UNLIMITED
+        limits[BAND_CRITICAL] = high if self._capped else _UNLIMITED
         limits[BAND_HIGH] = high
         limits[BAND_NORMAL] = normal
         limits[BAND_LOW] = low

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["TaskError", "TaskTimeoutError"]
+import signal
+
+__all__ = ["TaskError", "TaskTimeoutError", "WorkerLostError",
+           "RemoteTraceback"]
 
 
 class TaskError(Exception):
@@ -34,3 +37,52 @@ class TaskTimeoutError(TimeoutError):
 
     def __reduce__(self):  # keep it picklable with its facts
         return (type(self), (self.task_id, self.timeout))
+
+
+def describe_exit(exitcode: "int | None") -> str:
+    """'exit code 3' or 'signal SIGKILL' for a process's exit code."""
+    if exitcode is None:
+        return "unknown exit status"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class WorkerLostError(RuntimeError):
+    """The worker process running a task died before returning a result.
+
+    Attributes:
+        task_id: the task that was running.
+        pid: the process id of the worker.
+        exitcode: its exit code (negative: killed by that signal number).
+    """
+
+    def __init__(self, task_id: str, pid: "int | None",
+                 exitcode: "int | None") -> None:
+        super().__init__(
+            f"worker process {pid} running task {task_id} died "
+            f"({describe_exit(exitcode)})")
+        self.task_id = task_id
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self):
+        return (type(self), (self.task_id, self.pid, self.exitcode))
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an exception raised in a worker process.
+
+    Set as ``__cause__`` of the exception a process task raised, so that the
+    parent's traceback shows where in the worker it came from.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"\n\"\"\"\n{self.text}\"\"\""

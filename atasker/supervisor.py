@@ -25,6 +25,7 @@ callbacks, alarm functions, the task itself -- runs only without the lock.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -40,6 +41,9 @@ from .constants import (
     TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
 from .dispatcher import Dispatcher, validate_pool_numbers
 from .errors import TaskError, TaskTimeoutError
+from .mp import (accepts_task_id, check_mp_numbers, default_mp_pool_size,
+                 pickle_task, resolve_context)
+from .process_pool import ProcessPool
 from .taskinfo import TaskInfo
 from .thread_pool import ThreadPool
 from .timers import Timers
@@ -84,14 +88,19 @@ def check_callable(name: str, value: Any, optional: bool = True) -> None:
 
 
 class _Waiter:
-    """One ``wait_completed`` call: released when ``count`` tasks ended."""
+    """One ``wait_completed`` call: released when ``count`` tasks ended.
 
-    __slots__ = ("count", "lock")
+    ``release()`` is called once, under the supervisor's lock, by the
+    transition that ends the last of the tasks.
+    """
+
+    __slots__ = ("count", "lock", "release")
 
     def __init__(self, count: int) -> None:
         self.count = count
         self.lock = threading.Lock()
         self.lock.acquire()
+        self.release = self.lock.release
 
 
 @dataclass
@@ -115,8 +124,11 @@ class SupervisorInfo:
     mp_pool_size: int = 0
     mp_reserve_normal: int = 0
     mp_reserve_high: int = 0
+    #: process tasks running, and waiting for a process
     mp_tasks_count: int = 0
     mp_queue: int = 0
+    #: live worker processes (0 until the pool is first used)
+    mp_processes: int = 0
     aloops: dict = field(default_factory=dict)
     schedulers: list = field(default_factory=list)
     #: unfinished tasks (queued, delayed, started) by id
@@ -159,10 +171,18 @@ class TaskSupervisor:
         self._finished_head = 0
         self._unfinished = 0
         self._id_prefix = f"{self.id}-"
-        self._id_counter = 0
+        self._ids = itertools.count(1)      # next() is atomic
         self._dispatcher = Dispatcher(pool_size, reserve_normal, reserve_high)
         self._pool = ThreadPool(self._lock, self._dispatcher, self,
                                 name=f"atasker_{self.id}")
+        # The process pool is made on first use.  ``_mp_create`` serialises
+        # that (it is taken before, never inside, ``_lock``); ``_lock``
+        # guards the attributes themselves.
+        self._mp_create = threading.Lock()
+        self._mp_pool: Optional[ProcessPool] = None
+        self._mp_numbers: tuple[Optional[int], int, int] = (None, 0, 0)
+        self._mp_context: Any = None
+        self._mp_max_tasks: Optional[int] = None
         self._timers = Timers(f"atasker_{self.id}")
         self._schedulers: list[Any] = []
         self.keep_finished = 10_000
@@ -191,8 +211,15 @@ class TaskSupervisor:
                 return
             self._state = _RUNNING
             self._pool.shutdown_locked(False)
+            old_mp = self._mp_pool
+            if old_mp is not None and old_mp.closing:
+                self._mp_pool = None    # a new one is made on demand
+            else:
+                old_mp = None
             self._stopped_event.clear()
             _live.add(self)
+        if old_mp is not None:
+            old_mp.join()
         logger.debug("supervisor %s started", self.id)
 
     @property
@@ -248,27 +275,36 @@ class TaskSupervisor:
                                  self.id, scheduler)
         if cancel_tasks:
             self._cancel_pending()
+        timed_out = False
         if wait is not False:
             if not self._wait_all_done(deadline):
+                timed_out = True
                 cancelled = self._cancel_pending()
                 logger.warning(
                     "supervisor %s: stop(wait=%s) timed out; canceled %d "
-                    "waiting tasks, running ones go on in their threads",
+                    "waiting tasks; running process tasks are killed, "
+                    "running thread tasks go on in their threads",
                     self.id, wait, cancelled)
         with self._lock:
             self._state = _STOPPED
             threads = self._pool.shutdown_locked(True)
+            mp_pool = self._mp_pool
             if self._unfinished == 0:
-                # otherwise the last task to end stops the timers
-                timer_thread = self._timers.stop()
+                # otherwise the last task to end does this
+                timer_thread = self._wind_down_locked()
                 if timer_thread is not None:
                     threads.add(timer_thread)
         self._stopped_event.set()
+        if mp_pool is not None and timed_out:
+            mp_pool.terminate()
         if wait is not False:
             threads.discard(threading.current_thread())
             for thread in threads:
                 thread.join(None if deadline is None
                             else max(0.0, deadline - time.monotonic()))
+            if mp_pool is not None:
+                mp_pool.join(None if deadline is None
+                             else max(0.0, deadline - time.monotonic()))
         logger.debug("supervisor %s stopped", self.id)
 
     def _wait_all_done(self, deadline: Optional[float]) -> bool:
@@ -287,6 +323,8 @@ class TaskSupervisor:
         """Cancel every queued and delayed task; return how many."""
         with self._lock:
             canceled = self._dispatcher.drain()
+            if self._mp_pool is not None:
+                canceled += self._mp_pool.dispatcher.drain()
             for record in canceled:
                 record._key = 0         # no longer in the dispatcher
             canceled.extend(record for record in self._tasks.values()
@@ -319,9 +357,105 @@ class TaskSupervisor:
                 else reserve_normal,
                 dispatcher.reserve_high if reserve_high is None
                 else reserve_high)
-            spawn = self._pool.kick_locked()
-        if spawn:
-            self._pool.spawn(spawn)
+            actions = self._pool.kick_locked()
+        if actions:
+            self._pool.launch(actions)
+
+    def set_mp_pool(self, pool_size: Optional[int] = None,
+                    reserve_normal: Optional[int] = None,
+                    reserve_high: Optional[int] = None, context: Any = None,
+                    max_tasks_per_child: Optional[int] = None) -> None:
+        """Configure the process pool.
+
+        It runs ``pool_size + reserve_normal + reserve_high`` processes;
+        low-priority tasks use up to ``pool_size`` of them, normal ones
+        ``reserve_normal`` more, high ones ``reserve_high`` more, and a
+        critical task goes first to the next free process.  Unless set, the
+        pool has one process per CPU and no reserves.  It is created on first
+        use; the numbers may be changed at any time (processes are added at
+        once, surplus ones leave when free).
+
+        Args:
+            context: a start method name (``"forkserver"``, ``"spawn"``) or
+                a multiprocessing context; default ``forkserver`` where
+                available, else ``spawn``.  Only before the pool starts.
+            max_tasks_per_child: replace a worker process after it has run
+                that many tasks.  Only before the pool starts.
+        """
+        check_mp_numbers(pool_size, max_tasks_per_child)
+        ctx = None if context is None else resolve_context(context)
+        with self._lock:
+            current = self._mp_numbers
+            numbers = (current[0] if pool_size is None else pool_size,
+                       current[1] if reserve_normal is None
+                       else reserve_normal,
+                       current[2] if reserve_high is None else reserve_high)
+            validate_pool_numbers(numbers[0] or 1, numbers[1], numbers[2])
+            pool = self._mp_pool
+            if pool is not None and not pool.closing and (
+                    ctx is not None or max_tasks_per_child is not None):
+                name = "context" if ctx is not None \
+                    else "max_tasks_per_child"
+                raise ValueError(f"{name} can only be set before the "
+                                 f"process pool starts")
+            self._mp_numbers = numbers
+            if ctx is not None:
+                self._mp_context = ctx
+            if max_tasks_per_child is not None:
+                self._mp_max_tasks = max_tasks_per_child
+            sends = None
+            if pool is not None and not pool.closing:
+                size = self._mp_size_locked()
+                pool.dispatcher.configure(*self._mp_limits_locked())
+                pool.resize_locked(size)
+                sends = pool.kick_locked()
+        if sends:
+            pool.launch(sends)
+
+    def create_mp_pool(self, processes: Optional[int] = None) -> None:
+        """Compatibility: a process pool of *processes* (default: CPU
+        count) with no reserves, started now."""
+        self.set_mp_pool(pool_size=processes or default_mp_pool_size(),
+                         reserve_normal=0, reserve_high=0)
+        self._ensure_running()
+        self._ensure_mp_pool()
+
+    def _mp_limits_locked(self) -> tuple[int, int, int]:
+        size, normal, high = self._mp_numbers
+        return (size or default_mp_pool_size(), normal, high)
+
+    def _mp_size_locked(self) -> int:
+        return sum(self._mp_limits_locked())
+
+    def _ensure_mp_pool(self) -> ProcessPool:
+        """The running process pool, made now if there is none."""
+        pool = self._mp_pool
+        if pool is not None and not pool.closing:
+            return pool
+        with self._mp_create:
+            with self._lock:
+                pool = self._mp_pool
+                if pool is not None and not pool.closing:
+                    return pool
+                if self._state != _RUNNING:
+                    raise RuntimeError(
+                        f"supervisor {self.id} is stopped: it accepts no "
+                        f"tasks until start() is called")
+                old, self._mp_pool = pool, None
+                limits = self._mp_limits_locked()
+                context = self._mp_context or resolve_context(None)
+                max_tasks = self._mp_max_tasks
+            if old is not None:
+                old.join()
+            # starts the manager thread: outside the supervisor's lock
+            pool = ProcessPool(self._lock,
+                               Dispatcher(*limits, capped=True), self,
+                               name=f"atasker_{self.id}_mp",
+                               context=context,
+                               max_tasks_per_child=max_tasks)
+            with self._lock:
+                self._mp_pool = pool
+            return pool
 
     @property
     def thread_pool_size(self) -> int:
@@ -381,34 +515,50 @@ class TaskSupervisor:
                             f"{type(task_id).__name__}")
         return self._submit(target, tuple(args), kwargs,
                             name or _task_name(target), priority, delay,
-                            callback, error_callback, timeout, task_id)
+                            callback, error_callback, timeout, task_id, tt)
 
     def _submit(self, target: Callable[..., Any], args: tuple, kwargs: dict,
                 name: str, priority: int, delay: Optional[float],
                 callback: Optional[Callable[[Any], Any]],
                 error_callback: Optional[Callable[[BaseException], Any]],
-                timeout: Optional[float],
-                task_id: Optional[str] = None) -> str:
-        """Accept a validated thread task (the hot path)."""
+                timeout: Optional[float], task_id: Optional[str] = None,
+                tt: int = TT_THREAD, waiter: Any = None) -> str:
+        """Accept a validated task (the hot path).
+
+        *waiter*, if given, is registered on the task before it can end
+        (like ``_Waiter``: ``count`` 1, ``release()``), and gets the
+        task's record as ``waiter.record``.
+        """
         if self._state != _RUNNING:
             self._ensure_running()
         if delay or timeout is not None or self.timeout_warning is not None \
                 or self.timeout_critical is not None:
             self._timers.start()
+        if task_id is None:
+            task_id = f"{self._id_prefix}{next(self._ids)}"
+        if tt == TT_THREAD:
+            pool: Any = self._pool
+        else:
+            pool = self._ensure_mp_pool()
+            if accepts_task_id(target):
+                kwargs = {**kwargs, "_task_id": task_id}
+            # pickled once, here: errors reach the caller, and the bytes
+            # go to the worker as they are
+            args, kwargs = pickle_task(target, args, kwargs), None
         now = time.time()
         with self._lock:
-            if self._state != _RUNNING:
+            if self._state != _RUNNING or (tt == TT_MP and pool.closing):
                 raise RuntimeError(
                     f"supervisor {self.id} is stopped: it accepts no "
                     f"tasks until start() is called")
-            if task_id is None:
-                self._id_counter += 1
-                task_id = f"{self._id_prefix}{self._id_counter}"
-            elif task_id in self._tasks:
+            if task_id in self._tasks:
                 raise ValueError(f"task_id {task_id!r} is already in use")
-            record = TaskInfo(task_id, target, TT_THREAD, priority, name,
+            record = TaskInfo(task_id, target, tt, priority, name,
                               TASK_STATUS_QUEUED, args, kwargs, callback,
                               error_callback, timeout, now)
+            if waiter is not None:
+                record._waiters = [waiter]
+                waiter.record = record
             self._tasks[task_id] = record
             self._unfinished += 1
             if delay:
@@ -417,17 +567,22 @@ class TaskSupervisor:
                                                       record)
                 return task_id
             self._enqueue_locked(record)
-            spawn = self._pool.kick_locked()
-        if spawn:
-            self._pool.spawn(spawn)
+            actions = pool.kick_locked()
+        if actions:
+            pool.launch(actions)
         return task_id
+
+    def _pool_locked(self, tt: int) -> Any:
+        """The pool that runs tasks of type *tt* (lock held)."""
+        return self._pool if tt == TT_THREAD else self._mp_pool
 
     # ------------------------------------------------------------------
     # transitions (lock held)
     # ------------------------------------------------------------------
     def _enqueue_locked(self, record: TaskInfo) -> None:
         record.status = TASK_STATUS_QUEUED
-        record._key = self._dispatcher.push(record.priority, record)
+        record._key = self._pool_locked(record.tt).dispatcher.push(
+            record.priority, record)
         warn, crit = self.timeout_warning, self.timeout_critical
         if warn is not None:
             self._timers.schedule(warn, self._on_queue_alarm, record, False)
@@ -458,13 +613,22 @@ class TaskSupervisor:
             for waiter in waiters:
                 waiter.count -= 1
                 if not waiter.count:
-                    waiter.lock.release()
+                    waiter.release()
         self._remember_locked(record)
         self._unfinished -= 1
         if not self._unfinished and self._state != _RUNNING:
             self._all_done.notify_all()
             if self._state == _STOPPED:
-                self._timers.stop()
+                self._wind_down_locked()
+
+    def _wind_down_locked(self) -> Optional[threading.Thread]:
+        """Stopped and nothing left to do: let timers and processes go.
+
+        Returns the timer thread, for joining.
+        """
+        if self._mp_pool is not None:
+            self._mp_pool.close_locked()
+        return self._timers.stop()
 
     def _remember_locked(self, record: TaskInfo) -> None:
         """Keep *record* in the bounded history; forget the oldest."""
@@ -488,7 +652,8 @@ class TaskSupervisor:
         if record.status == TASK_STATUS_QUEUED:
             # callers that drained the dispatcher have removed it already
             if record._key:
-                self._dispatcher.remove(record.priority, record._key)
+                self._pool_locked(record.tt).dispatcher.remove(
+                    record.priority, record._key)
         self._finalize_locked(record, TASK_STATUS_CANCELED, None,
                               CancelledError(f"task {record.id} canceled"))
 
@@ -541,9 +706,10 @@ class TaskSupervisor:
                 return
             record._timer = None
             self._enqueue_locked(record)
-            spawn = self._pool.kick_locked()
-        if spawn:
-            self._pool.spawn(spawn)
+            pool = self._pool_locked(record.tt)
+            actions = pool.kick_locked()
+        if actions:
+            pool.launch(actions)
 
     def _on_timeout(self, record: TaskInfo) -> None:
         with self._lock:
@@ -553,10 +719,14 @@ class TaskSupervisor:
             self._finalize_locked(
                 record, TASK_STATUS_FAILED, None,
                 TaskTimeoutError(record.id, cast(float, record._timeout)))
-        logger.warning(
-            "task %s (%s) timed out after %g s; its thread cannot be "
-            "killed and keeps its pool slot until the function returns",
-            record.id, record.name, record._timeout)
+            mp_pool = self._mp_pool if record.tt == TT_MP else None
+        if mp_pool is not None:
+            mp_pool.kill_task(record)
+        else:
+            logger.warning(
+                "task %s (%s) timed out after %g s; its thread cannot be "
+                "killed and keeps its pool slot until the function returns",
+                record.id, record.name, record._timeout)
         self._after(record)
 
     def _on_queue_alarm(self, record: TaskInfo, critical: bool) -> None:
@@ -709,6 +879,13 @@ class TaskSupervisor:
                     name: dispatcher.queued(band)
                     for band, name in enumerate(BAND_NAMES)},
                 thread_threads=self._pool.thread_count)
+            info.mp_pool_size, info.mp_reserve_normal, \
+                info.mp_reserve_high = self._mp_limits_locked()
+            mp_pool = self._mp_pool
+            if mp_pool is not None:
+                info.mp_tasks_count = mp_pool.dispatcher.running
+                info.mp_queue = mp_pool.dispatcher.queued()
+                info.mp_processes = mp_pool.process_count
             if schedulers:
                 info.schedulers = list(self._schedulers)
             info.task_info = {
@@ -729,12 +906,12 @@ def check_task_options(priority: int, delay: Optional[float], tt: int,
         raise ValueError("timeout must be > 0")
     check_callable("callback", callback)
     check_callable("error_callback", error_callback)
-    if tt == TT_THREAD:
+    if tt in (TT_THREAD, TT_MP):
         return
-    if tt in (TT_MP, TT_COROUTINE):
+    if tt == TT_COROUTINE:
         raise NotImplementedError(
-            f"tt={tt} is not supported by this version of atasker; "
-            f"only TT_THREAD tasks run")
+            "TT_COROUTINE tasks are not supported by this version of "
+            "atasker")
     raise ValueError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
                      f"got {tt!r}")
 

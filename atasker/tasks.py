@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
-from .constants import TASK_NORMAL, TT_THREAD
+from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_MP, \
+    TT_THREAD
 from .supervisor import TaskSupervisor, _task_name, check_callable, \
     check_task_options, task_supervisor
+from .taskinfo import TaskInfo
 
-__all__ = ["background_task", "wait_completed"]
+__all__ = ["background_task", "wait_completed", "co_apply", "co_mp_apply"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,7 +100,7 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
     @functools.wraps(f)
     def submit(*args: Any, **kwargs: Any) -> str:
         return target._submit(f, args, kwargs, task_name, priority, delay,
-                              callback, error_callback, timeout)
+                              callback, error_callback, timeout, None, tt)
 
     return submit
 
@@ -112,3 +115,98 @@ def wait_completed(task_ids: Union[str, list, tuple],
     ``CancelledError`` or ``TimeoutError`` is raised.
     """
     return (supervisor or task_supervisor).wait_completed(task_ids, timeout)
+
+
+class _AsyncWaiter:
+    """Resolves an asyncio future, on its own loop, when a task ends.
+
+    ``release()`` runs under the supervisor's lock: it only schedules the
+    wake-up on the loop (non-blocking, no user code).
+    """
+
+    __slots__ = ("count", "record", "_loop", "_future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 future: "asyncio.Future[None]") -> None:
+        self.count = 1
+        self.record: Optional[TaskInfo] = None
+        self._loop = loop
+        self._future = future
+
+    def release(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(_resolve, self._future)
+        except RuntimeError:    # the loop is closed: nobody awaits
+            pass
+
+
+def _resolve(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _co_run(tt: int, f: Callable[..., Any], args: Any,
+                  kwargs: Optional[dict], priority: Optional[int],
+                  delay: Optional[float],
+                  supervisor: Optional[TaskSupervisor],
+                  timeout: Optional[float]) -> Any:
+    check_callable("f", f, optional=False)
+    if kwargs is None:
+        kwargs = {}
+    elif not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+    if priority is None:
+        priority = TASK_NORMAL
+    check_task_options(priority, delay, tt, None, None, timeout)
+    loop = asyncio.get_running_loop()
+    future: "asyncio.Future[None]" = loop.create_future()
+    waiter = _AsyncWaiter(loop, future)
+    target = supervisor or task_supervisor
+    task_id = target._submit(f, tuple(args), kwargs, _task_name(f), priority,
+                             delay, None, None, timeout, None, tt, waiter)
+    try:
+        await future
+    except asyncio.CancelledError:
+        target.cancel_task(task_id)     # only if it has not started
+        raise
+    record = waiter.record
+    assert record is not None           # set by _submit
+    if record.status == TASK_STATUS_COMPLETED:
+        return record.result
+    raise record.exception  # type: ignore[misc]
+
+
+async def co_mp_apply(f: Callable[..., Any], args: Any = (),
+                      kwargs: Optional[dict] = None,
+                      priority: Optional[int] = None,
+                      delay: Optional[float] = None,
+                      supervisor: Optional[TaskSupervisor] = None,
+                      timeout: Optional[float] = None) -> Any:
+    """Run ``f(*args, **kwargs)`` in the process pool and await its result.
+
+    Works from any running asyncio loop.  The task is queued with
+    *priority* (default ``TASK_NORMAL``) like any ``TT_MP`` task; its
+    exception, ``TaskTimeoutError`` or ``WorkerLostError`` is raised in the
+    awaiting coroutine.  Cancelling the coroutine cancels the task if it
+    has not started yet::
+
+        async def main():
+            digest = await co_mp_apply(hash_file, args=("big.iso",))
+
+    Raises:
+        TypeError: at once, if *f* or its arguments cannot be pickled.
+    """
+    return await _co_run(TT_MP, f, args, kwargs, priority, delay,
+                         supervisor, timeout)
+
+
+async def co_apply(f: Callable[..., Any], args: Any = (),
+                   kwargs: Optional[dict] = None,
+                   priority: Optional[int] = None,
+                   delay: Optional[float] = None,
+                   supervisor: Optional[TaskSupervisor] = None,
+                   timeout: Optional[float] = None) -> Any:
+    """Like :func:`co_mp_apply`, for the thread pool: await a blocking
+    function run as a thread task."""
+    return await _co_run(TT_THREAD, f, args, kwargs, priority, delay,
+                         supervisor, timeout)

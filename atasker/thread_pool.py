@@ -138,6 +138,8 @@ class ThreadPool:
                     self._threads.discard(thread)
                 self._abandon(record, exc)
 
+    launch = spawn
+
     def _abandon(self, record: Any, exc: BaseException) -> None:
         host = self._host
         with self._lock:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import atasker
 
 DOCUMENTED = {
-    "FunctionCollection", "LocalProxy", "Locker", "SupervisorInfo",
+    "FunctionCollection", "LocalProxy", "Locker", "RemoteTraceback",
+    "SupervisorInfo",
     "TASK_CRITICAL", "TASK_HIGH", "TASK_LOW", "TASK_NORMAL",
     "TASK_STATUS_CANCELED", "TASK_STATUS_COMPLETED", "TASK_STATUS_DELAYED",
     "TASK_STATUS_FAILED", "TASK_STATUS_QUEUED", "TASK_STATUS_STARTED",
     "TT_COROUTINE", "TT_MP", "TT_THREAD", "TaskCollection", "TaskError",
-    "TaskInfo", "TaskSupervisor", "TaskTimeoutError", "background_task",
+    "TaskInfo", "TaskSupervisor", "TaskTimeoutError", "WorkerLostError",
+    "background_task", "co_apply", "co_mp_apply",
     "g", "set_debug", "task_supervisor", "wait_completed",
 }
 

@@ -464,9 +464,6 @@ def test_bad_target_and_arguments(sup):
 
 
 def test_not_yet_supported_kinds_say_so():
-    with pytest.raises(NotImplementedError):
-        background_task(double, tt=atasker.TT_MP)
-
     async def coro():
         pass
 

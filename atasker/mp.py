@@ -1,0 +1,105 @@
+"""Process-task helpers: start methods, pickling checks, ``_task_id``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import multiprocessing
+import os
+import pickle
+from typing import Any, Callable, Optional, Union
+
+__all__ = ["resolve_context", "pickle_task", "accepts_task_id",
+           "default_mp_pool_size"]
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def default_mp_pool_size() -> int:
+    return os.cpu_count() or 1
+
+
+def resolve_context(context: Union[None, str, Any]) -> Any:
+    """A multiprocessing context: the given one, a start method's, or the
+    default -- ``forkserver`` where available, else ``spawn`` (never plain
+    ``fork``: the supervisor has threads)."""
+    if context is None:
+        methods = multiprocessing.get_all_start_methods()
+        return multiprocessing.get_context(
+            "forkserver" if "forkserver" in methods else "spawn")
+    if isinstance(context, str):
+        try:
+            return multiprocessing.get_context(context)
+        except ValueError:
+            raise ValueError(
+                f"context {context!r} is not a start method here; choose "
+                f"from {multiprocessing.get_all_start_methods()}") from None
+    if hasattr(context, "Process") and hasattr(context, "Pipe"):
+        return context
+    raise TypeError(f"context must be a start method name or a "
+                    f"multiprocessing context, got {context!r}")
+
+
+def pickle_task(function: Callable[..., Any], args: tuple,
+                kwargs: dict) -> bytes:
+    """Pickle a process task once, at submission.
+
+    Raises ``TypeError`` naming the first object that cannot be pickled.
+    """
+    try:
+        return pickle.dumps((function, args, kwargs), _PROTOCOL)
+    except Exception as exc:
+        parts: list[tuple[str, Any]] = [("function", function)]
+        parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
+        parts += [(f"keyword argument {key!r}", value)
+                  for key, value in kwargs.items()]
+        culprit = "the task"
+        for what, obj in parts:
+            try:
+                pickle.dumps(obj, _PROTOCOL)
+            except Exception:
+                culprit = f"{what} {_short_repr(obj)}"
+                break
+        raise TypeError(
+            f"{culprit} cannot be pickled for a TT_MP task ({exc}); a "
+            f"process task needs a module-level function and picklable "
+            f"arguments") from exc
+
+
+def _short_repr(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@functools.lru_cache(maxsize=512)
+def _accepts_task_id(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):     # builtins without a signature
+        return False
+    return any(p.name == "_task_id" or p.kind is p.VAR_KEYWORD
+               for p in parameters)
+
+
+def accepts_task_id(function: Callable[..., Any]) -> bool:
+    """Whether *function* takes a ``_task_id`` keyword (or ``**kwargs``)."""
+    try:
+        return _accepts_task_id(function)
+    except TypeError:                   # unhashable callable
+        return _accepts_task_id.__wrapped__(function)
+
+
+def check_mp_numbers(pool_size: Optional[int],
+                     max_tasks_per_child: Optional[int]) -> None:
+    if pool_size is not None and not isinstance(pool_size, bool) \
+            and isinstance(pool_size, int) and pool_size < 1:
+        raise ValueError(f"pool_size of the process pool must be >= 1, "
+                         f"got {pool_size}")
+    if max_tasks_per_child is not None:
+        if isinstance(max_tasks_per_child, bool) or \
+                not isinstance(max_tasks_per_child, int):
+            raise TypeError(f"max_tasks_per_child must be an int or None, "
+                            f"not {type(max_tasks_per_child).__name__}")
+        if max_tasks_per_child < 1:
+            raise ValueError(f"max_tasks_per_child must be >= 1, got "
+                             f"{max_tasks_per_child}")

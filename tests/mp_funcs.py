@@ -1,0 +1,77 @@
+"""Functions run by process-pool tests: they must be importable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+
+def add(a, b=0):
+    return a + b
+
+
+def noop():
+    return None
+
+
+def with_task_id(x, _task_id=None):
+    return x, _task_id
+
+
+def with_kwargs(x, **kwargs):
+    return x, kwargs.get("_task_id")
+
+
+def pid(_=None):
+    return os.getpid()
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+class Unpicklable(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()      # cannot be pickled
+
+
+def fail_unpicklable():
+    raise Unpicklable("cannot travel")
+
+
+def return_unpicklable():
+    return threading.Lock()
+
+
+def exit_hard(code):
+    os._exit(code)
+
+
+def kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def wait_fifo(path, tag=None):
+    """Block until the parent opens *path* (a FIFO) for writing and closes
+    it; return *tag*.  The parent's open() returns once this task runs."""
+    with open(path, "rb") as fifo:
+        fifo.read()
+    return tag
+
+
+def spawn_child_and_wait(path):
+    """Start a child process, report its pid through the FIFO, then block
+    for ever (until killed)."""
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time; time.sleep(3600)"])
+    with open(path, "w") as fifo:
+        fifo.write(str(child.pid))
+    threading.Event().wait()
+
+
+def tag(value):
+    return value
