@@ -6,8 +6,8 @@ import traceback
 from typing import Any, Callable, Optional, cast
 
 from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED
-from .supervisor import TaskSupervisor, check_callable, check_priority, \
-    task_supervisor
+from .supervisor import TaskSupervisor, task_supervisor
+from .validation import check_callable, check_priority
 
 __all__ = ["FunctionCollection", "TaskCollection"]
 

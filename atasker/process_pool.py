@@ -72,9 +72,9 @@ def _decode(data: bytes) -> tuple[bool, Any]:
             f"{exc!r}")
     if answer[0]:
         return True, answer[1]
-    exc, text = answer[1], answer[2]
-    exc.__cause__ = RemoteTraceback(text)
-    return False, exc
+    remote, text = answer[1], answer[2]
+    remote.__cause__ = RemoteTraceback(text)
+    return False, remote
 
 
 def kill_tree(pid: int) -> None:

@@ -32,21 +32,22 @@ import threading
 import time
 import weakref
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Union, cast
 
 from .constants import (
     BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TASK_STATUS_CANCELED,
     TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
-    TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
+    TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_MP, TT_THREAD)
 from .dispatcher import Dispatcher, validate_pool_numbers
 from .errors import TaskError, TaskTimeoutError
 from .mp import (accepts_task_id, check_mp_numbers, default_mp_pool_size,
                  pickle_task, resolve_context)
 from .process_pool import ProcessPool
-from .taskinfo import TaskInfo
+from .taskinfo import SupervisorInfo, TaskInfo
 from .thread_pool import ThreadPool
 from .timers import Timers
+from .validation import check_callable, check_seconds, \
+    check_task_options, task_name
 
 __all__ = ["TaskSupervisor", "SupervisorInfo", "task_supervisor"]
 
@@ -60,31 +61,6 @@ _live: "weakref.WeakSet[TaskSupervisor]" = weakref.WeakSet()
 
 def _default_pool_size() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
-
-
-def check_seconds(name: str, value: Optional[float]) -> None:
-    """Validate an optional non-negative number of seconds."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a number of seconds, not "
-            f"{type(value).__name__}")
-    if not value >= 0:          # also rejects NaN
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-
-
-def check_priority(priority: int) -> None:
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise TypeError(
-            f"priority must be an int, not {type(priority).__name__}")
-
-
-def check_callable(name: str, value: Any, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if not callable(value):
-        raise TypeError(f"{name} must be callable, got {value!r}")
 
 
 class _Waiter:
@@ -101,38 +77,6 @@ class _Waiter:
         self.lock = threading.Lock()
         self.lock.acquire()
         self.release = self.lock.release
-
-
-@dataclass
-class SupervisorInfo:
-    """A snapshot returned by :meth:`TaskSupervisor.get_info`."""
-
-    id: str
-    active: bool
-    started: bool
-    thread_pool_size: int = 0
-    thread_reserve_normal: int = 0
-    thread_reserve_high: int = 0
-    #: thread tasks holding a slot (running, including timed-out ones)
-    thread_tasks_count: int = 0
-    #: thread tasks waiting for a slot
-    thread_queue: int = 0
-    #: waiting thread tasks per band: critical, high, normal, low
-    thread_queue_by_band: dict = field(default_factory=dict)
-    #: live pool threads, idle ones included
-    thread_threads: int = 0
-    mp_pool_size: int = 0
-    mp_reserve_normal: int = 0
-    mp_reserve_high: int = 0
-    #: process tasks running, and waiting for a process
-    mp_tasks_count: int = 0
-    mp_queue: int = 0
-    #: live worker processes (0 until the pool is first used)
-    mp_processes: int = 0
-    aloops: dict = field(default_factory=dict)
-    schedulers: list = field(default_factory=list)
-    #: unfinished tasks (queued, delayed, started) by id
-    task_info: dict = field(default_factory=dict)
 
 
 class TaskSupervisor:
@@ -410,7 +354,7 @@ class TaskSupervisor:
                 pool.resize_locked(size)
                 sends = pool.kick_locked()
         if sends:
-            pool.launch(sends)
+            pool.launch(sends)  # type: ignore[union-attr]
 
     def create_mp_pool(self, processes: Optional[int] = None) -> None:
         """Compatibility: a process pool of *processes* (default: CPU
@@ -514,7 +458,7 @@ class TaskSupervisor:
             raise TypeError(f"task_id must be a str, not "
                             f"{type(task_id).__name__}")
         return self._submit(target, tuple(args), kwargs,
-                            name or _task_name(target), priority, delay,
+                            name or task_name(target), priority, delay,
                             callback, error_callback, timeout, task_id, tt)
 
     def _submit(self, target: Callable[..., Any], args: tuple, kwargs: dict,
@@ -536,6 +480,8 @@ class TaskSupervisor:
             self._timers.start()
         if task_id is None:
             task_id = f"{self._id_prefix}{next(self._ids)}"
+        payload: Any = args         # what the record keeps to run
+        run_kwargs: Optional[dict] = kwargs
         if tt == TT_THREAD:
             pool: Any = self._pool
         else:
@@ -544,7 +490,7 @@ class TaskSupervisor:
                 kwargs = {**kwargs, "_task_id": task_id}
             # pickled once, here: errors reach the caller, and the bytes
             # go to the worker as they are
-            args, kwargs = pickle_task(target, args, kwargs), None
+            payload, run_kwargs = pickle_task(target, args, kwargs), None
         now = time.time()
         with self._lock:
             if self._state != _RUNNING or (tt == TT_MP and pool.closing):
@@ -554,8 +500,8 @@ class TaskSupervisor:
             if task_id in self._tasks:
                 raise ValueError(f"task_id {task_id!r} is already in use")
             record = TaskInfo(task_id, target, tt, priority, name,
-                              TASK_STATUS_QUEUED, args, kwargs, callback,
-                              error_callback, timeout, now)
+                              TASK_STATUS_QUEUED, payload, run_kwargs,
+                              callback, error_callback, timeout, now)
             if waiter is not None:
                 record._waiters = [waiter]
                 waiter.record = record
@@ -664,7 +610,7 @@ class TaskSupervisor:
     def _run(record: TaskInfo) -> tuple[bool, Any]:
         try:
             # _args/_kwargs are set until the task ends
-            return True, record.task(*record._args,  # type: ignore[misc]
+            return True, record.task(*record._args,
                                      **record._kwargs)  # type: ignore[arg-type]
         except BaseException as exc:  # delivered to the task's owner
             return False, exc
@@ -893,31 +839,6 @@ class TaskSupervisor:
                 if record.status not in FINAL_STATUSES
                 and (tt is None or record.tt == tt)}
         return info
-
-
-def check_task_options(priority: int, delay: Optional[float], tt: int,
-                       callback: Any, error_callback: Any,
-                       timeout: Optional[float]) -> None:
-    """Validate the options shared by ``put_task`` and ``background_task``."""
-    check_priority(priority)
-    check_seconds("delay", delay)
-    check_seconds("timeout", timeout)
-    if timeout == 0:
-        raise ValueError("timeout must be > 0")
-    check_callable("callback", callback)
-    check_callable("error_callback", error_callback)
-    if tt in (TT_THREAD, TT_MP):
-        return
-    if tt == TT_COROUTINE:
-        raise NotImplementedError(
-            "TT_COROUTINE tasks are not supported by this version of "
-            "atasker")
-    raise ValueError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
-                     f"got {tt!r}")
-
-
-def _task_name(target: Callable[..., Any]) -> str:
-    return getattr(target, "__qualname__", None) or repr(target)
 
 
 def _log_failure(record: TaskInfo) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .constants import FINAL_STATUSES, STATUS_NAMES, TT_NAMES
 
-__all__ = ["TaskInfo"]
+__all__ = ["TaskInfo", "SupervisorInfo"]
 
 
 class TaskInfo:
@@ -38,8 +39,8 @@ class TaskInfo:
                  "_timeout", "_key", "_timer", "_waiters")
 
     def __init__(self, task_id: str, task: Callable[..., Any], tt: int,
-                 priority: int, name: str, status: int, args: tuple,
-                 kwargs: dict, callback: Optional[Callable[[Any], Any]],
+                 priority: int, name: str, status: int, args: Any,
+                 kwargs: Optional[dict], callback: Optional[Callable[[Any], Any]],
                  error_callback: Optional[Callable[[BaseException], Any]],
                  timeout: Optional[float], time_queued: float) -> None:
         self.id = task_id
@@ -53,7 +54,9 @@ class TaskInfo:
         self.status = status
         self.result: Any = None
         self.exception: Optional[BaseException] = None
-        self._args: Optional[tuple] = args
+        # thread task: the arguments; process task: the pickled
+        # (function, args, kwargs) in _args and None in _kwargs
+        self._args: Any = args
         self._kwargs: Optional[dict] = kwargs
         self._callback = callback
         self._error_callback = error_callback
@@ -71,3 +74,35 @@ class TaskInfo:
         return (f"<TaskInfo {self.id} {self.name!r} "
                 f"{TT_NAMES.get(self.tt, self.tt)} priority={self.priority} "
                 f"{STATUS_NAMES.get(self.status, self.status)}>")
+
+
+@dataclass
+class SupervisorInfo:
+    """A snapshot returned by :meth:`TaskSupervisor.get_info`."""
+
+    id: str
+    active: bool
+    started: bool
+    thread_pool_size: int = 0
+    thread_reserve_normal: int = 0
+    thread_reserve_high: int = 0
+    #: thread tasks holding a slot (running, including timed-out ones)
+    thread_tasks_count: int = 0
+    #: thread tasks waiting for a slot
+    thread_queue: int = 0
+    #: waiting thread tasks per band: critical, high, normal, low
+    thread_queue_by_band: dict = field(default_factory=dict)
+    #: live pool threads, idle ones included
+    thread_threads: int = 0
+    mp_pool_size: int = 0
+    mp_reserve_normal: int = 0
+    mp_reserve_high: int = 0
+    #: process tasks running, and waiting for a process
+    mp_tasks_count: int = 0
+    mp_queue: int = 0
+    #: live worker processes (0 until the pool is first used)
+    mp_processes: int = 0
+    aloops: dict = field(default_factory=dict)
+    schedulers: list = field(default_factory=list)
+    #: unfinished tasks (queued, delayed, started) by id
+    task_info: dict = field(default_factory=dict)

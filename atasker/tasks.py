@@ -9,8 +9,8 @@ from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_MP, \
     TT_THREAD
-from .supervisor import TaskSupervisor, _task_name, check_callable, \
-    check_task_options, task_supervisor
+from .supervisor import TaskSupervisor, task_supervisor
+from .validation import check_callable, check_task_options, task_name
 from .taskinfo import TaskInfo
 
 __all__ = ["background_task", "wait_completed", "co_apply", "co_mp_apply"]
@@ -94,13 +94,14 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
     if supervisor is not None and not isinstance(supervisor, TaskSupervisor):
         raise TypeError(f"supervisor must be a TaskSupervisor, got "
                         f"{supervisor!r}")
-    task_name = name or _task_name(f)
+    display_name = name or task_name(f)
     target = supervisor or task_supervisor
 
     @functools.wraps(f)
     def submit(*args: Any, **kwargs: Any) -> str:
-        return target._submit(f, args, kwargs, task_name, priority, delay,
-                              callback, error_callback, timeout, None, tt)
+        return target._submit(f, args, kwargs, display_name, priority,
+                              delay, callback, error_callback, timeout, None,
+                              tt)
 
     return submit
 
@@ -162,7 +163,7 @@ async def _co_run(tt: int, f: Callable[..., Any], args: Any,
     future: "asyncio.Future[None]" = loop.create_future()
     waiter = _AsyncWaiter(loop, future)
     target = supervisor or task_supervisor
-    task_id = target._submit(f, tuple(args), kwargs, _task_name(f), priority,
+    task_id = target._submit(f, tuple(args), kwargs, task_name(f), priority,
                              delay, None, None, timeout, None, tt, waiter)
     try:
         await future

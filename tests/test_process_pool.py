@@ -17,7 +17,7 @@ import pytest
 import atasker
 from atasker import (TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL,
                      TASK_STATUS_CANCELED, TASK_STATUS_COMPLETED,
-                     TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_MP,
+                     TASK_STATUS_QUEUED, TT_MP,
                      RemoteTraceback, TaskSupervisor, TaskTimeoutError,
                      WorkerLostError, background_task, co_apply,
                      co_mp_apply)
@@ -174,7 +174,6 @@ def test_reserve_bands(fifo_gates):
         low = sup.put_task(mp_funcs.wait_fifo, args=(gates[0].path,),
                            tt=TT_MP, priority=TASK_LOW)
         gates[0].wait_started()
-        low2 = mp_funcs.tag
         low2 = sup.put_task(mp_funcs.tag, args=("low2",), tt=TT_MP,
                             priority=TASK_LOW)
         normal = sup.put_task(mp_funcs.wait_fifo, args=(gates[1].path,),

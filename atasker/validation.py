@@ -1,0 +1,63 @@
+"""Argument checks shared by the public entry points.
+
+Each raises ``TypeError`` or ``ValueError`` with the argument's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from .constants import TT_COROUTINE, TT_MP, TT_THREAD
+
+__all__ = ["check_seconds", "check_priority", "check_callable",
+           "check_task_options", "task_name"]
+
+
+def check_seconds(name: str, value: Optional[float]) -> None:
+    """Validate an optional non-negative number of seconds."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a number of seconds, not "
+            f"{type(value).__name__}")
+    if not value >= 0:          # also rejects NaN
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def check_priority(priority: int) -> None:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(
+            f"priority must be an int, not {type(priority).__name__}")
+
+
+def check_callable(name: str, value: Any, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+
+
+def check_task_options(priority: int, delay: Optional[float], tt: int,
+                       callback: Any, error_callback: Any,
+                       timeout: Optional[float]) -> None:
+    """Validate the options shared by ``put_task`` and ``background_task``."""
+    check_priority(priority)
+    check_seconds("delay", delay)
+    check_seconds("timeout", timeout)
+    if timeout == 0:
+        raise ValueError("timeout must be > 0")
+    check_callable("callback", callback)
+    check_callable("error_callback", error_callback)
+    if tt in (TT_THREAD, TT_MP):
+        return
+    if tt == TT_COROUTINE:
+        raise NotImplementedError(
+            "TT_COROUTINE tasks are not supported by this version of "
+            "atasker")
+    raise ValueError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
+                     f"got {tt!r}")
+
+
+def task_name(target: Callable[..., Any]) -> str:
+    return getattr(target, "__qualname__", None) or repr(target)
