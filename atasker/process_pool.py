@@ -28,8 +28,9 @@ from typing import Any, Optional, Protocol
 import psutil
 
 from .dispatcher import Dispatcher
-from .errors import RemoteTraceback, WorkerLostError
+from .errors import RemoteTraceback, WorkerLostError, describe_exit
 from .mp_worker import worker_main
+from .taskinfo import log_failure
 
 __all__ = ["ProcessPool"]
 
@@ -345,6 +346,11 @@ class ProcessPool:
             self._bury(proc)
             return
         outcome = _decode(data)
+        if not outcome[0]:
+            with self._lock:
+                record = proc.task
+            if record is not None:
+                log_failure(record, outcome[1])
         host = self._host
         with self._lock:
             record, proc.task = proc.task, None
@@ -391,9 +397,17 @@ class ProcessPool:
                 last_words = _decode(proc.conn.recv_bytes())
         except (EOFError, OSError):
             pass
+        with self._lock:
+            record, killed = proc.task, proc.leaving
+        if record is not None and not killed:
+            # said before the task's outcome is recorded and waiters wake
+            if last_words is None:
+                logger.error("worker process %s died while running task %s "
+                             "(%s)", pid, record.id, describe_exit(exitcode))
+            elif not last_words[0]:
+                log_failure(record, last_words[1])
         host = self._host
         with self._lock:
-            killed = proc.leaving
             self._procs.remove(proc)
             if proc in self._free:
                 self._free.remove(proc)
@@ -408,10 +422,6 @@ class ProcessPool:
             sends = self.kick_locked()
         proc.conn.close()
         proc.process.close()
-        if record is not None and not killed:
-            logger.error("worker process %s died while running task %s "
-                         "(exit code %s)", pid, record.id,
-                         exitcode)
         if sends:
             self.launch(sends)
         if due:

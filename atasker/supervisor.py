@@ -39,11 +39,11 @@ from .constants import (
     TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
     TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_MP, TT_THREAD)
 from .dispatcher import Dispatcher, validate_pool_numbers
-from .errors import TaskError, TaskTimeoutError
+from .errors import TaskTimeoutError
 from .mp import (accepts_task_id, check_mp_numbers, default_mp_pool_size,
                  pickle_task, resolve_context)
 from .process_pool import ProcessPool
-from .taskinfo import SupervisorInfo, TaskInfo
+from .taskinfo import SupervisorInfo, TaskInfo, log_failure
 from .thread_pool import ThreadPool
 from .timers import Timers
 from .validation import check_callable, check_seconds, \
@@ -613,6 +613,7 @@ class TaskSupervisor:
             return True, record.task(*record._args,
                                      **record._kwargs)  # type: ignore[arg-type]
         except BaseException as exc:  # delivered to the task's owner
+            log_failure(record, exc)
             return False, exc
 
     def _finish_locked(self, record: TaskInfo,
@@ -633,8 +634,6 @@ class TaskSupervisor:
             callback, argument = record._callback, record.result
         else:
             callback, argument = record._error_callback, record.exception
-            if status == TASK_STATUS_FAILED:
-                _log_failure(record)
         record._callback = record._error_callback = None
         if callback is not None:
             try:
@@ -839,18 +838,6 @@ class TaskSupervisor:
                 if record.status not in FINAL_STATUSES
                 and (tt is None or record.tt == tt)}
         return info
-
-
-def _log_failure(record: TaskInfo) -> None:
-    exc = record.exception
-    if isinstance(exc, TaskTimeoutError):
-        return                  # _on_timeout has said it, with more detail
-    if isinstance(exc, TaskError):
-        logger.warning("task %s (%s) failed: %s", record.id, record.name,
-                       exc)
-    else:
-        logger.error("task %s (%s) raised %s", record.id, record.name,
-                     type(exc).__name__, exc_info=exc)
 
 
 def _stop_all_at_exit() -> None:

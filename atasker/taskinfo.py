@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .constants import FINAL_STATUSES, STATUS_NAMES, TT_NAMES
+from .errors import TaskError
 
-__all__ = ["TaskInfo", "SupervisorInfo"]
+__all__ = ["TaskInfo", "SupervisorInfo", "log_failure"]
+
+logger = logging.getLogger("atasker")
 
 
 class TaskInfo:
@@ -106,3 +110,19 @@ class SupervisorInfo:
     schedulers: list = field(default_factory=list)
     #: unfinished tasks (queued, delayed, started) by id
     task_info: dict = field(default_factory=dict)
+
+
+def log_failure(record: TaskInfo, exc: BaseException) -> None:
+    """Log an exception raised by a task's own code.
+
+    Called by the thread that received it, before the outcome is recorded,
+    so the record is written before any waiter wakes up (and before the
+    exception is raised again elsewhere).  ``TaskError`` is an expected
+    failure: a warning without traceback.
+    """
+    if isinstance(exc, TaskError):
+        logger.warning("task %s (%s) failed: %s", record.id, record.name,
+                       exc)
+    else:
+        logger.error("task %s (%s) raised %s", record.id, record.name,
+                     type(exc).__name__, exc_info=exc)

@@ -65,14 +65,18 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
         priority: ``TASK_CRITICAL`` … ``TASK_LOW`` or any int.
         delay: seconds to wait, without holding a pool slot, before the
             task is queued.
-        tt: task type; ``TT_THREAD`` runs it on the thread pool.
+        tt: ``TT_THREAD`` runs it on the thread pool, ``TT_MP`` in the
+            process pool (the function and arguments must pickle: a
+            ``TypeError`` naming the culprit is raised at submission; the
+            function gets ``_task_id=`` if its signature accepts it).
         callback: ``callback(result)`` after success.
         error_callback: ``error_callback(exception)`` after failure,
             timeout or cancel.  Callbacks run in the thread that ended the
             task; an exception they raise is logged and ignored.
         timeout: seconds of running time; past it the task fails with
-            ``TaskTimeoutError`` (a thread cannot be killed: it keeps its
-            pool slot until the function returns).
+            ``TaskTimeoutError``.  A process task's worker is killed (with
+            its children) and replaced; a thread cannot be killed: it keeps
+            its pool slot until the function returns.
         loop: reserved for coroutine tasks.
         supervisor: a :class:`TaskSupervisor` (default: the global one).
 

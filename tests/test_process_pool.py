@@ -400,14 +400,18 @@ def test_interpreter_exit_ends_worker_processes():
                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
-def test_workers_exit_when_the_parent_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_exit_when_the_parent_is_killed(method, fifo_gates):
+    gate = fifo_gates()       # keeps one worker busy: it must exit too
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import atasker, sys, threading
         from tests import mp_funcs
         sup = atasker.TaskSupervisor()
-        sup.set_mp_pool(pool_size=2)
+        sup.set_mp_pool(pool_size=2, context={method!r})
         pids = sup.wait_completed([sup.put_task(mp_funcs.pid, tt=atasker.TT_MP)
                                    for _ in range(10)])
+        sup.put_task(mp_funcs.wait_fifo, args=({gate.path!r},),
+                     tt=atasker.TT_MP)
         print(" ".join(map(str, set(pids))), flush=True)
         threading.Event().wait()
     """)], stdout=subprocess.PIPE, text=True,
@@ -415,6 +419,7 @@ def test_workers_exit_when_the_parent_is_killed():
     try:
         pids = [int(p) for p in parent.stdout.readline().split()]
         workers = [psutil.Process(p) for p in pids]
+        gate.wait_started()
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
