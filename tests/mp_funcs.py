@@ -75,3 +75,8 @@ def spawn_child_and_wait(path):
 
 def tag(value):
     return value
+
+
+def segfault():
+    import ctypes
+    ctypes.string_at(0)

@@ -116,6 +116,9 @@ def test_dead_worker_fails_exactly_its_task(mp_sup):
     killed = mp(mp_sup, mp_funcs.kill_self)
     with pytest.raises(WorkerLostError, match="SIGKILL"):
         mp_sup.wait_completed(killed, timeout=SAFETY)
+    crashed = mp(mp_sup, mp_funcs.segfault)
+    with pytest.raises(WorkerLostError, match="SIGSEGV"):
+        mp_sup.wait_completed(crashed, timeout=SAFETY)
     # replacements run new tasks
     assert mp_sup.wait_completed(mp(mp_sup, mp_funcs.add, 1, 1),
                                  timeout=SAFETY) == 2
