@@ -13,6 +13,7 @@ Everything public is importable from here and listed in ``__all__``::
 
 from __future__ import annotations
 
+from .aio import ALoop
 from .collections import FunctionCollection, TaskCollection
 from .constants import (
     TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL, TASK_STATUS_CANCELED,
@@ -30,6 +31,7 @@ from .tasks import background_task, co_apply, co_mp_apply, wait_completed
 __version__ = "0.8.0.dev0"
 
 __all__ = [
+    "ALoop",
     "FunctionCollection",
     "LocalProxy",
     "Locker",

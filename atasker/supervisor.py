@@ -25,6 +25,7 @@ callbacks, alarm functions, the task itself -- runs only without the lock.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -34,10 +35,11 @@ import weakref
 from concurrent.futures import CancelledError
 from typing import Any, Callable, Iterable, Optional, Union, cast
 
+from .aio import ALoop
 from .constants import (
     BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TASK_STATUS_CANCELED,
     TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
-    TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_MP, TT_THREAD)
+    TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
 from .dispatcher import Dispatcher, validate_pool_numbers
 from .errors import TaskTimeoutError
 from .mp import (accepts_task_id, check_mp_numbers, default_mp_pool_size,
@@ -47,7 +49,7 @@ from .taskinfo import SupervisorInfo, TaskInfo, log_failure
 from .thread_pool import ThreadPool
 from .timers import Timers
 from .validation import check_callable, check_seconds, \
-    check_task_options, task_name
+    check_task_options, resolve_tt, task_name
 
 __all__ = ["TaskSupervisor", "SupervisorInfo", "task_supervisor"]
 
@@ -129,6 +131,11 @@ class TaskSupervisor:
         self._mp_max_tasks: Optional[int] = None
         self._timers = Timers(f"atasker_{self.id}")
         self._schedulers: list[Any] = []
+        # aloops by name, and the default one; ``_aloop_create`` serialises
+        # making the implicit "default" aloop (taken before ``_lock``)
+        self._aloops: dict[str, ALoop] = {}
+        self._default_aloop: Optional[ALoop] = None
+        self._aloop_create = threading.Lock()
         self.keep_finished = 10_000
         self.idle_thread_timeout = 60.0
         #: compatibility only: nothing in atasker polls
@@ -200,7 +207,8 @@ class TaskSupervisor:
         """
         if not isinstance(wait, bool):
             check_seconds("wait", wait)
-        if wait is not False and self._pool.owns_current_thread():
+        if wait is not False and (self._pool.owns_current_thread()
+                                  or self._in_aloop_thread()):
             raise RuntimeError(
                 "stop() cannot wait from inside a task of the same "
                 "supervisor; call stop(wait=False)")
@@ -229,6 +237,10 @@ class TaskSupervisor:
                     "waiting tasks; running process tasks are killed, "
                     "running thread tasks go on in their threads",
                     self.id, wait, cancelled)
+        with self._lock:
+            aloops = list(self._aloops.values())
+        for aloop in aloops:
+            aloop.stop(wait=wait, cancel_tasks=timed_out)
         with self._lock:
             self._state = _STOPPED
             threads = self._pool.shutdown_locked(True)
@@ -271,8 +283,11 @@ class TaskSupervisor:
                 canceled += self._mp_pool.dispatcher.drain()
             for record in canceled:
                 record._key = 0         # no longer in the dispatcher
-            canceled.extend(record for record in self._tasks.values()
-                            if record.status == TASK_STATUS_DELAYED)
+            canceled.extend(
+                record for record in self._tasks.values()
+                if record.status == TASK_STATUS_DELAYED or (
+                    record.status == TASK_STATUS_QUEUED
+                    and record.tt == TT_COROUTINE))
             for record in canceled:
                 self._cancel_locked(record)
         for record in canceled:
@@ -413,6 +428,95 @@ class TaskSupervisor:
     def thread_reserve_high(self) -> int:
         return self._dispatcher.reserve_high
 
+    # ------------------------------------------------------------------
+    # aloops
+    # ------------------------------------------------------------------
+    def create_aloop(self, name: str, daemon: bool = False,
+                     start: bool = True, default: bool = False) -> ALoop:
+        """Create an :class:`ALoop` named *name* (started unless
+        ``start=False``; the default aloop if ``default=True``).
+
+        Raises ``ValueError`` if the name is taken.
+        """
+        aloop = ALoop(name, supervisor=self, daemon=daemon)
+        with self._lock:
+            if name in self._aloops:
+                raise ValueError(f"aloop {name!r} already exists")
+            self._aloops[name] = aloop
+            if default:
+                self._default_aloop = aloop
+        if start:
+            aloop.start()
+        return aloop
+
+    def get_aloop(self, name: Optional[str] = None,
+                  default: bool = True) -> Optional[ALoop]:
+        """The aloop named *name*; with no name, the default aloop (if
+        ``default``).  ``None`` if there is no such aloop."""
+        with self._lock:
+            if name is None:
+                return self._default_aloop if default else None
+            return self._aloops.get(name)
+
+    def set_default_aloop(self, aloop: Union[ALoop, str]) -> None:
+        """Make *aloop* (an :class:`ALoop` or its name) the default one."""
+        with self._lock:
+            if isinstance(aloop, str):
+                if aloop not in self._aloops:
+                    raise KeyError(f"no aloop named {aloop!r}")
+                aloop = self._aloops[aloop]
+            elif not isinstance(aloop, ALoop):
+                raise TypeError(f"aloop must be an ALoop or a name, got "
+                                f"{aloop!r}")
+            self._aloops.setdefault(aloop.name, aloop)
+            self._default_aloop = aloop
+
+    def start_aloop(self, name: str) -> None:
+        """Start the aloop named *name*."""
+        self._named_aloop(name).start()
+
+    def stop_aloop(self, name: str, wait: Union[bool, float] = True,
+                   cancel_tasks: bool = False) -> None:
+        """Stop the aloop named *name* (see :meth:`ALoop.stop`)."""
+        self._named_aloop(name).stop(wait=wait, cancel_tasks=cancel_tasks)
+
+    def _named_aloop(self, name: str) -> ALoop:
+        with self._lock:
+            aloop = self._aloops.get(name)
+        if aloop is None:
+            raise KeyError(f"no aloop named {name!r}")
+        return aloop
+
+    def _in_aloop_thread(self) -> bool:
+        name = threading.current_thread().name
+        with self._lock:
+            return any(name == f"supervisor_aloop_{n}" for n in self._aloops)
+
+    def _event_loop_for(self, loop: Any) -> asyncio.AbstractEventLoop:
+        """The asyncio loop that a coroutine task given ``loop=`` runs on."""
+        if loop is None:
+            with self._aloop_create:
+                aloop = self.get_aloop()
+                if aloop is None:
+                    aloop = self.get_aloop("default") or self.create_aloop(
+                        "default", default=True)
+                    self.set_default_aloop(aloop)
+            if not aloop.is_active():
+                aloop.start()           # e.g. after a stop() and start()
+            loop = aloop
+        elif isinstance(loop, str):
+            loop = self._named_aloop(loop)
+        if isinstance(loop, ALoop):
+            if not loop.is_active():
+                raise RuntimeError(f"aloop {loop.name} is not running")
+            return loop.get_loop()
+        if isinstance(loop, asyncio.AbstractEventLoop):
+            if loop.is_closed():
+                raise RuntimeError("the event loop given as loop= is closed")
+            return loop
+        raise TypeError(f"loop must be an ALoop, an aloop name or an asyncio "
+                        f"event loop, got {loop!r}")
+
     def register_scheduler(self, scheduler: Any) -> None:
         """Register a worker; :meth:`stop` calls its ``stop(wait=...)``."""
         with self._lock:
@@ -454,6 +558,7 @@ class TaskSupervisor:
                             f"{type(kwargs).__name__}")
         check_task_options(priority, delay, tt, callback, error_callback,
                            timeout)
+        tt = resolve_tt(target, tt)
         if task_id is not None and not isinstance(task_id, str):
             raise TypeError(f"task_id must be a str, not "
                             f"{type(task_id).__name__}")
@@ -466,7 +571,8 @@ class TaskSupervisor:
                 callback: Optional[Callable[[Any], Any]],
                 error_callback: Optional[Callable[[BaseException], Any]],
                 timeout: Optional[float], task_id: Optional[str] = None,
-                tt: int = TT_THREAD, waiter: Any = None) -> str:
+                tt: int = TT_THREAD, waiter: Any = None,
+                loop: Any = None) -> str:
         """Accept a validated task (the hot path).
 
         *waiter*, if given, is registered on the task before it can end
@@ -482,8 +588,12 @@ class TaskSupervisor:
             task_id = f"{self._id_prefix}{next(self._ids)}"
         payload: Any = args         # what the record keeps to run
         run_kwargs: Optional[dict] = kwargs
+        pool: Any = None
+        event_loop = None
         if tt == TT_THREAD:
-            pool: Any = self._pool
+            pool = self._pool
+        elif tt == TT_COROUTINE:
+            event_loop = self._event_loop_for(loop)
         else:
             pool = self._ensure_mp_pool()
             if accepts_task_id(target):
@@ -505,6 +615,7 @@ class TaskSupervisor:
             if waiter is not None:
                 record._waiters = [waiter]
                 waiter.record = record
+            record._runner = event_loop
             self._tasks[task_id] = record
             self._unfinished += 1
             if delay:
@@ -512,15 +623,63 @@ class TaskSupervisor:
                 record._timer = self._timers.schedule(delay, self._on_delay,
                                                       record)
                 return task_id
-            self._enqueue_locked(record)
-            actions = pool.kick_locked()
-        if actions:
+            if pool is None:
+                actions = None
+            else:
+                self._enqueue_locked(record)
+                actions = pool.kick_locked()
+        if pool is None:
+            self._launch_coroutine(record)
+        elif actions:
             pool.launch(actions)
         return task_id
 
+    # ------------------------------------------------------------------
+    # coroutine tasks: they run on an event loop, outside the pools
+    # ------------------------------------------------------------------
+    def _launch_coroutine(self, record: TaskInfo) -> None:
+        """Hand a queued coroutine task to its event loop."""
+        runner = self._run_coroutine(record)
+        try:
+            asyncio.run_coroutine_threadsafe(runner, record._runner)
+        except RuntimeError as exc:         # the loop has been closed
+            runner.close()
+            with self._lock:
+                if record.status != TASK_STATUS_QUEUED:
+                    return
+                self._start_locked(record)
+                due = self._finish_locked(record, (False, exc))
+            if due:
+                self._after(record)
+
+    async def _run_coroutine(self, record: TaskInfo) -> None:
+        with self._lock:
+            if record.status != TASK_STATUS_QUEUED:
+                return                      # canceled meanwhile
+            record._runner = asyncio.current_task()
+            self._start_locked(record)
+        outcome: tuple[bool, Any]
+        try:
+            outcome = True, await record.task(
+                *record._args, **record._kwargs)  # type: ignore[arg-type]
+        except asyncio.CancelledError as exc:
+            # the aloop was stopped with cancel_tasks, or the task timed
+            # out (then it has already failed): not a fault of its code
+            outcome = False, exc
+        except BaseException as exc:  # delivered to the task's owner
+            log_failure(record, exc)
+            outcome = False, exc
+        with self._lock:
+            record._runner = None
+            due = self._finish_locked(record, outcome)
+        del outcome
+        if due:
+            self._after(record)
+
     def _pool_locked(self, tt: int) -> Any:
-        """The pool that runs tasks of type *tt* (lock held)."""
-        return self._pool if tt == TT_THREAD else self._mp_pool
+        """The pool that runs tasks of type *tt* (not for coroutine tasks,
+        which have none; lock held)."""
+        return self._mp_pool if tt == TT_MP else self._pool
 
     # ------------------------------------------------------------------
     # transitions (lock held)
@@ -650,10 +809,16 @@ class TaskSupervisor:
             if record.status != TASK_STATUS_DELAYED:
                 return
             record._timer = None
-            self._enqueue_locked(record)
-            pool = self._pool_locked(record.tt)
-            actions = pool.kick_locked()
-        if actions:
+            if record.tt == TT_COROUTINE:
+                record.status = TASK_STATUS_QUEUED
+                pool = actions = None
+            else:
+                self._enqueue_locked(record)
+                pool = self._pool_locked(record.tt)
+                actions = pool.kick_locked()
+        if pool is None:
+            self._launch_coroutine(record)
+        elif actions:
             pool.launch(actions)
 
     def _on_timeout(self, record: TaskInfo) -> None:
@@ -665,8 +830,11 @@ class TaskSupervisor:
                 record, TASK_STATUS_FAILED, None,
                 TaskTimeoutError(record.id, cast(float, record._timeout)))
             mp_pool = self._mp_pool if record.tt == TT_MP else None
+            runner = record._runner if record.tt == TT_COROUTINE else None
         if mp_pool is not None:
             mp_pool.kill_task(record)
+        elif runner is not None:
+            runner.get_loop().call_soon_threadsafe(runner.cancel)
         else:
             logger.warning(
                 "task %s (%s) timed out after %g s; its thread cannot be "
@@ -833,6 +1001,8 @@ class TaskSupervisor:
                 info.mp_processes = mp_pool.process_count
             if schedulers:
                 info.schedulers = list(self._schedulers)
+            if aloops:
+                info.aloops = dict(self._aloops)
             info.task_info = {
                 task_id: record for task_id, record in self._tasks.items()
                 if record.status not in FINAL_STATUSES

@@ -40,7 +40,7 @@ class TaskInfo:
                  "exception",
                  # private to the supervisor, guarded by its lock:
                  "_args", "_kwargs", "_callback", "_error_callback",
-                 "_timeout", "_key", "_timer", "_waiters")
+                 "_timeout", "_key", "_timer", "_waiters", "_runner")
 
     def __init__(self, task_id: str, task: Callable[..., Any], tt: int,
                  priority: int, name: str, status: int, args: Any,
@@ -68,6 +68,9 @@ class TaskInfo:
         self._key = 0          # dispatcher key while queued
         self._timer: Any = None     # TimerHandle for delay or timeout
         self._waiters: Optional[list] = None   # wait_completed waiters
+        # coroutine task: its event loop while queued, its asyncio.Task
+        # while running
+        self._runner: Any = None
 
     @property
     def done(self) -> bool:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_MP, \
     TT_THREAD
 from .supervisor import TaskSupervisor, task_supervisor
-from .validation import check_callable, check_task_options, task_name
+from .validation import check_callable, check_task_options, resolve_tt, \
+    task_name
 from .taskinfo import TaskInfo
 
 __all__ = ["background_task", "wait_completed", "co_apply", "co_mp_apply"]
@@ -49,7 +49,8 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
                     supervisor: Optional[TaskSupervisor] = None) -> Any:
     """Make *f* start in the background each time it is called.
 
-    Use it as ``@background_task``, ``@background_task(priority=TASK_HIGH)``
+    Coroutine functions are detected and run on an aloop.  Use it as
+    ``@background_task``, ``@background_task(priority=TASK_HIGH)``
     or ``background_task(f, priority=...)``.  Calling the wrapped function
     submits one task with those arguments and returns its id at once::
 
@@ -77,7 +78,10 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
             ``TaskTimeoutError``.  A process task's worker is killed (with
             its children) and replaced; a thread cannot be killed: it keeps
             its pool slot until the function returns.
-        loop: reserved for coroutine tasks.
+        loop: for a coroutine function (run as a ``TT_COROUTINE`` task):
+            an :class:`ALoop`, an aloop's name or an asyncio loop; default:
+            the supervisor's default aloop, created as ``"default"`` if
+            there is none.  Its callbacks run on that loop's thread.
         supervisor: a :class:`TaskSupervisor` (default: the global one).
 
     Raises:
@@ -89,12 +93,9 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
             tt=tt, callback=callback, error_callback=error_callback,
             timeout=timeout, loop=loop, supervisor=supervisor)
     check_callable("f", f, optional=False)
-    if inspect.iscoroutinefunction(f):
-        raise NotImplementedError(
-            "coroutine functions are not supported by this version of "
-            "atasker's background_task")
     check_task_options(priority, delay, tt, callback, error_callback,
                        timeout)
+    tt = resolve_tt(f, tt)
     if supervisor is not None and not isinstance(supervisor, TaskSupervisor):
         raise TypeError(f"supervisor must be a TaskSupervisor, got "
                         f"{supervisor!r}")
@@ -105,7 +106,7 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
     def submit(*args: Any, **kwargs: Any) -> str:
         return target._submit(f, args, kwargs, display_name, priority,
                               delay, callback, error_callback, timeout, None,
-                              tt)
+                              tt, None, loop)
 
     return submit
 

@@ -5,12 +5,13 @@ Each raises ``TypeError`` or ``ValueError`` with the argument's name.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Optional
 
 from .constants import TT_COROUTINE, TT_MP, TT_THREAD
 
 __all__ = ["check_seconds", "check_priority", "check_callable",
-           "check_task_options", "task_name"]
+           "check_task_options", "resolve_tt", "task_name"]
 
 
 def check_seconds(name: str, value: Optional[float]) -> None:
@@ -49,14 +50,25 @@ def check_task_options(priority: int, delay: Optional[float], tt: int,
         raise ValueError("timeout must be > 0")
     check_callable("callback", callback)
     check_callable("error_callback", error_callback)
-    if tt in (TT_THREAD, TT_MP):
+    if tt in (TT_THREAD, TT_MP, TT_COROUTINE):
         return
-    if tt == TT_COROUTINE:
-        raise NotImplementedError(
-            "TT_COROUTINE tasks are not supported by this version of "
-            "atasker")
     raise ValueError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
                      f"got {tt!r}")
+
+
+def resolve_tt(target: Callable[..., Any], tt: int) -> int:
+    """The task type for *target*: coroutine functions are ``TT_COROUTINE``
+    whatever the default says; ``ValueError`` for impossible pairs."""
+    is_coroutine = inspect.iscoroutinefunction(target)
+    if is_coroutine and tt in (TT_THREAD, TT_COROUTINE):
+        return TT_COROUTINE
+    if is_coroutine:
+        raise ValueError("a coroutine function runs on an aloop, not with "
+                         f"tt={tt!r}; pass a plain function for TT_MP")
+    if tt == TT_COROUTINE:
+        raise ValueError(f"tt=TT_COROUTINE needs a coroutine function, got "
+                         f"{target!r}")
+    return tt
 
 
 def task_name(target: Callable[..., Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atasker
 
 DOCUMENTED = {
-    "FunctionCollection", "LocalProxy", "Locker", "RemoteTraceback",
+    "ALoop", "FunctionCollection", "LocalProxy", "Locker", "RemoteTraceback",
     "SupervisorInfo",
     "TASK_CRITICAL", "TASK_HIGH", "TASK_LOW", "TASK_NORMAL",
     "TASK_STATUS_CANCELED", "TASK_STATUS_COMPLETED", "TASK_STATUS_DELAYED",

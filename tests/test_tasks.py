@@ -461,11 +461,3 @@ def test_bad_target_and_arguments(sup):
     with pytest.raises(ValueError, match="already in use"):
         sup.put_task(double, args=(1,), task_id="mine")
     assert sup.get_info().thread_queue == 0
-
-
-def test_not_yet_supported_kinds_say_so():
-    async def coro():
-        pass
-
-    with pytest.raises(NotImplementedError):
-        background_task(coro)
