@@ -27,11 +27,21 @@ from .locker import Locker
 from .supervisor import SupervisorInfo, TaskSupervisor, task_supervisor
 from .taskinfo import TaskInfo
 from .tasks import background_task, co_apply, co_mp_apply, wait_completed
+from .workers import (BackgroundAsyncWorker, BackgroundEventWorker,
+                      BackgroundIntervalWorker, BackgroundQueueWorker,
+                      BackgroundTimerWorker, BackgroundWorker,
+                      background_worker)
 
 __version__ = "0.8.0.dev0"
 
 __all__ = [
     "ALoop",
+    "BackgroundAsyncWorker",
+    "BackgroundEventWorker",
+    "BackgroundIntervalWorker",
+    "BackgroundQueueWorker",
+    "BackgroundTimerWorker",
+    "BackgroundWorker",
     "FunctionCollection",
     "LocalProxy",
     "Locker",
@@ -57,6 +67,7 @@ __all__ = [
     "TaskTimeoutError",
     "WorkerLostError",
     "background_task",
+    "background_worker",
     "co_apply",
     "co_mp_apply",
     "g",

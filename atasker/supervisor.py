@@ -585,7 +585,7 @@ class TaskSupervisor:
                 or self.timeout_critical is not None:
             self._timers.start()
         if task_id is None:
-            task_id = f"{self._id_prefix}{next(self._ids)}"
+            task_id = self._new_task_id()
         payload: Any = args         # what the record keeps to run
         run_kwargs: Optional[dict] = kwargs
         pool: Any = None
@@ -675,6 +675,10 @@ class TaskSupervisor:
         del outcome
         if due:
             self._after(record)
+
+    def _new_task_id(self) -> str:
+        """A fresh task id (thread-safe)."""
+        return f"{self._id_prefix}{next(self._ids)}"
 
     def _pool_locked(self, tt: int) -> Any:
         """The pool that runs tasks of type *tt* (not for coroutine tasks,

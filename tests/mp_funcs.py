@@ -80,3 +80,26 @@ def tag(value):
 def segfault():
     import ctypes
     ctypes.string_at(0)
+
+
+from atasker import BackgroundQueueWorker  # noqa: E402
+
+
+class DoublingWorker(BackgroundQueueWorker):
+    """Runs in the process pool; results come back to process_result."""
+
+    def __init__(self, expected, **kwargs):
+        super().__init__(**kwargs)
+        self.expected = expected
+        self.results = []
+        self.done = threading.Event()
+
+    @staticmethod
+    def run(item, _task_id=None):
+        return item * 2, os.getpid()
+
+    def process_result(self, result):
+        self.results.append(result)
+        if len(self.results) == self.expected:
+            self.done.set()
+            return False

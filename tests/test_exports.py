@@ -5,7 +5,10 @@ from __future__ import annotations
 import atasker
 
 DOCUMENTED = {
-    "ALoop", "FunctionCollection", "LocalProxy", "Locker", "RemoteTraceback",
+    "ALoop", "BackgroundAsyncWorker", "BackgroundEventWorker",
+    "BackgroundIntervalWorker", "BackgroundQueueWorker",
+    "BackgroundTimerWorker", "BackgroundWorker", "background_worker",
+    "FunctionCollection", "LocalProxy", "Locker", "RemoteTraceback",
     "SupervisorInfo",
     "TASK_CRITICAL", "TASK_HIGH", "TASK_LOW", "TASK_NORMAL",
     "TASK_STATUS_CANCELED", "TASK_STATUS_COMPLETED", "TASK_STATUS_DELAYED",
