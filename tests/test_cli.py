@@ -61,6 +61,8 @@ def test_example_runs(path):
                          "running: 4 queued: 1",
         "errors_and_timeouts.py": "waiting task was canceled",
         "task_collections.py": "True",
+        "workers.py": "['a.png', 'b.png', 'c.png'] 3\n"
+                      "False False False",
         "processes.py": "4 digests\ndb10eec2c20c7106\nlost: 7\n"
                         "d29b8bcf8003109d",
     }[path.name]
