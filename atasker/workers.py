@@ -301,7 +301,54 @@ class BackgroundAsyncWorker(BackgroundWorker):
     _tt = TT_COROUTINE
 
 
-class BackgroundIntervalWorker(BackgroundWorker):
+class BackgroundEventWorker(BackgroundWorker):
+    """Runs its executor each time it is triggered.
+
+    Triggers that arrive while a run is going on make one more run after it
+    (they are coalesced); one that arrives before :meth:`start` makes a run
+    at start.  Guarded by ``_lock`` too: ``_busy``, ``_pending``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._busy = False
+        self._pending = False
+
+    def trigger(self) -> None:
+        """Ask for a run (thread-safe; never blocks)."""
+        with self._lock:
+            if self._state != _STARTED:
+                self._pending = True
+            else:
+                self._request_locked()
+
+    trigger_threadsafe = trigger
+
+    def _request_locked(self) -> None:
+        """A run is wanted: start it, or note it for after the current."""
+        if self._busy:
+            self._pending = True
+        else:
+            self._busy = True
+            self._run_locked()
+
+    def _run_pending_locked(self) -> bool:
+        """The current run ended: start the noted run, if any."""
+        self._busy = False
+        if not self._pending:
+            return False
+        self._pending = False
+        self._request_locked()
+        return True
+
+    def _on_start_locked(self) -> None:
+        self._run_pending_locked()
+
+    def _after_run_locked(self) -> None:
+        self._run_pending_locked()
+
+
+class BackgroundIntervalWorker(BackgroundEventWorker):
     """Runs its executor on a schedule.
 
     * ``interval=`` keeps a fixed period: the next run is planned one
@@ -309,11 +356,11 @@ class BackgroundIntervalWorker(BackgroundWorker):
       beats missed because a run took too long are skipped, not bursted.
     * ``delay=`` waits that long after each run has ended.
     * ``delay_before=`` waits before the first run.
+    * with none of them, it runs again as soon as a run has ended.
 
     ``interval`` and ``delay`` exclude each other.  :meth:`trigger` runs the
     executor now (once more after the current run, if one is going on).
-    Guarded by ``_lock`` too: ``_timer``, ``_planned``, ``_busy``,
-    ``_pending``.
+    Guarded by ``_lock`` too: ``_timer``, ``_planned``.
     """
 
     _overridable = BackgroundWorker._overridable | {
@@ -330,8 +377,6 @@ class BackgroundIntervalWorker(BackgroundWorker):
         self._set_timing(interval, delay, delay_before)
         self._timer: Any = None
         self._planned = 0.0
-        self._busy = False
-        self._pending = False
 
     def _set_timing(self, interval: Optional[float], delay: Optional[float],
                     delay_before: Optional[float]) -> None:
@@ -375,34 +420,12 @@ class BackgroundIntervalWorker(BackgroundWorker):
 
     def _fire(self, generation: int) -> None:
         with self._lock:
-            if generation != self._generation:
-                return
-            self._timer = None
-            if self._busy:
-                self._pending = True
-                return
-            self._busy = True
-            self._run_locked()
-
-    def trigger(self) -> None:
-        """Run the executor now (or right after the current run)."""
-        with self._lock:
-            if self._state != _STARTED:
-                return
-            if self._busy:
-                self._pending = True
-                return
-            self._busy = True
-            self._run_locked()
-
-    trigger_threadsafe = trigger
+            if generation == self._generation:
+                self._timer = None
+                self._request_locked()
 
     def _after_run_locked(self) -> None:
-        self._busy = False
-        if self._pending:
-            self._pending = False
-            self._busy = True
-            self._run_locked()
+        if self._run_pending_locked():
             return
         if self.interval is not None:
             now = time.monotonic()
@@ -411,8 +434,7 @@ class BackgroundIntervalWorker(BackgroundWorker):
         elif self.delay is not None:
             self._schedule_locked(self.delay)
         else:
-            self._busy = True
-            self._run_locked()
+            self._request_locked()
 
 
 def next_beat(planned: float, interval: float, now: float) -> float:
@@ -423,45 +445,6 @@ def next_beat(planned: float, interval: float, now: float) -> float:
     if planned < now:
         planned += math.ceil((now - planned) / interval) * interval
     return planned
-
-
-class BackgroundEventWorker(BackgroundWorker):
-    """Runs its executor each time it is triggered.
-
-    Triggers that arrive while a run is going on make one more run after it
-    (they are coalesced).  Guarded by ``_lock`` too: ``_busy``,
-    ``_pending``.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._busy = False
-        self._pending = False
-
-    def _on_start_locked(self) -> None:
-        self._busy = False
-        if self._pending:           # triggered before start
-            self._pending = False
-            self._busy = True
-            self._run_locked()
-
-    def trigger(self) -> None:
-        """Ask for a run (thread-safe; never blocks)."""
-        with self._lock:
-            if self._state != _STARTED or self._busy:
-                self._pending = True
-                return
-            self._busy = True
-            self._run_locked()
-
-    trigger_threadsafe = trigger
-
-    def _after_run_locked(self) -> None:
-        self._busy = False
-        if self._pending:
-            self._pending = False
-            self._busy = True
-            self._run_locked()
 
 
 class BackgroundQueueWorker(BackgroundWorker):

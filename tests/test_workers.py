@@ -450,3 +450,16 @@ def test_supervisor_stop_stops_workers():
     assert not beat.is_active() and beat.is_stopped()
     with pytest.raises(RuntimeError, match="stopped"):
         beat.start()
+
+
+def test_event_trigger_before_start_runs_at_start(sup):
+    counter = Counter(until=1)
+
+    @background_worker(e=True, supervisor=sup)
+    def on_event(**kwargs):
+        counter.hit()
+
+    on_event.trigger()
+    assert counter.count == 0
+    on_event.start()
+    counter.wait()
