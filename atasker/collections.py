@@ -6,7 +6,7 @@ import traceback
 from typing import Any, Callable, Optional, cast
 
 from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED
-from .supervisor import TaskSupervisor, task_supervisor
+from .supervisor import TaskSupervisor, resolve_supervisor
 from .validation import check_callable, check_priority
 
 __all__ = ["FunctionCollection", "TaskCollection"]
@@ -133,7 +133,7 @@ class TaskCollection(FunctionCollection):
                  include_exceptions: bool = False,
                  supervisor: Optional[TaskSupervisor] = None) -> None:
         super().__init__(on_error, on_error_kwargs, include_exceptions)
-        self.supervisor = supervisor or task_supervisor
+        self.supervisor = resolve_supervisor(supervisor)
 
     def execute(self) -> tuple[dict, bool]:
         supervisor = self.supervisor

@@ -48,7 +48,7 @@ from .process_pool import ProcessPool
 from .taskinfo import SupervisorInfo, TaskInfo, log_failure
 from .thread_pool import ThreadPool
 from .timers import Timers
-from .validation import check_callable, check_seconds, \
+from .validation import check_callable, check_kwargs, check_seconds, \
     check_task_options, resolve_tt, task_name
 
 __all__ = ["TaskSupervisor", "SupervisorInfo", "task_supervisor"]
@@ -551,11 +551,7 @@ class TaskSupervisor:
             RuntimeError: the supervisor is stopped.
         """
         check_callable("target", target, optional=False)
-        if kwargs is None:
-            kwargs = {}
-        elif not isinstance(kwargs, dict):
-            raise TypeError(f"kwargs must be a dict, not "
-                            f"{type(kwargs).__name__}")
+        kwargs = check_kwargs(kwargs)
         check_task_options(priority, delay, tt, callback, error_callback,
                            timeout)
         tt = resolve_tt(target, tt)
@@ -1012,6 +1008,18 @@ class TaskSupervisor:
                 if record.status not in FINAL_STATUSES
                 and (tt is None or record.tt == tt)}
         return info
+
+
+def resolve_supervisor(supervisor: Optional[TaskSupervisor]
+                       ) -> TaskSupervisor:
+    """*supervisor*, or the global one for ``None``; ``TypeError`` for
+    anything else."""
+    if supervisor is None:
+        return task_supervisor
+    if not isinstance(supervisor, TaskSupervisor):
+        raise TypeError(f"supervisor must be a TaskSupervisor, got "
+                        f"{supervisor!r}")
+    return supervisor
 
 
 def _stop_all_at_exit() -> None:

@@ -8,9 +8,9 @@ from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_MP, \
     TT_THREAD
-from .supervisor import TaskSupervisor, task_supervisor
-from .validation import check_callable, check_task_options, resolve_tt, \
-    task_name
+from .supervisor import TaskSupervisor, resolve_supervisor
+from .validation import check_callable, check_kwargs, check_task_options, \
+    resolve_tt, task_name
 from .taskinfo import TaskInfo
 
 __all__ = ["background_task", "wait_completed", "co_apply", "co_mp_apply"]
@@ -96,11 +96,8 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
     check_task_options(priority, delay, tt, callback, error_callback,
                        timeout)
     tt = resolve_tt(f, tt)
-    if supervisor is not None and not isinstance(supervisor, TaskSupervisor):
-        raise TypeError(f"supervisor must be a TaskSupervisor, got "
-                        f"{supervisor!r}")
+    target = resolve_supervisor(supervisor)
     display_name = name or task_name(f)
-    target = supervisor or task_supervisor
 
     @functools.wraps(f)
     def submit(*args: Any, **kwargs: Any) -> str:
@@ -120,7 +117,7 @@ def wait_completed(task_ids: Union[str, list, tuple],
     list or tuple returns the list of results; the task's exception,
     ``CancelledError`` or ``TimeoutError`` is raised.
     """
-    return (supervisor or task_supervisor).wait_completed(task_ids, timeout)
+    return resolve_supervisor(supervisor).wait_completed(task_ids, timeout)
 
 
 class _AsyncWaiter:
@@ -157,17 +154,14 @@ async def _co_run(tt: int, f: Callable[..., Any], args: Any,
                   supervisor: Optional[TaskSupervisor],
                   timeout: Optional[float]) -> Any:
     check_callable("f", f, optional=False)
-    if kwargs is None:
-        kwargs = {}
-    elif not isinstance(kwargs, dict):
-        raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+    kwargs = check_kwargs(kwargs)
     if priority is None:
         priority = TASK_NORMAL
     check_task_options(priority, delay, tt, None, None, timeout)
     loop = asyncio.get_running_loop()
     future: "asyncio.Future[None]" = loop.create_future()
     waiter = _AsyncWaiter(loop, future)
-    target = supervisor or task_supervisor
+    target = resolve_supervisor(supervisor)
     task_id = target._submit(f, tuple(args), kwargs, task_name(f), priority,
                              delay, None, None, timeout, None, tt, waiter)
     try:

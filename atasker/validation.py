@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 from .constants import TT_COROUTINE, TT_MP, TT_THREAD
 
 __all__ = ["check_seconds", "check_priority", "check_callable",
-           "check_task_options", "resolve_tt", "task_name"]
+           "check_task_options", "check_kwargs", "resolve_tt", "task_name"]
 
 
 def check_seconds(name: str, value: Optional[float]) -> None:
@@ -54,6 +54,15 @@ def check_task_options(priority: int, delay: Optional[float], tt: int,
         return
     raise ValueError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
                      f"got {tt!r}")
+
+
+def check_kwargs(kwargs: Optional[dict]) -> dict:
+    """The keyword arguments for a task: a dict (``None`` means none)."""
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+    return kwargs
 
 
 def resolve_tt(target: Callable[..., Any], tt: int) -> int:

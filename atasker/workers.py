@@ -31,7 +31,7 @@ from concurrent.futures import CancelledError
 from typing import Any, Callable, Optional
 
 from .constants import TASK_NORMAL, TT_COROUTINE, TT_MP, TT_THREAD
-from .supervisor import TaskSupervisor, task_supervisor
+from .supervisor import TaskSupervisor, resolve_supervisor
 from .validation import check_callable, check_priority, check_seconds
 
 __all__ = ["BackgroundWorker", "BackgroundAsyncWorker",
@@ -81,11 +81,7 @@ class BackgroundWorker:
             kwargs.pop(legacy, None)        # accepted for compatibility
         if kwargs:
             raise TypeError(f"unexpected argument(s): {', '.join(kwargs)}")
-        if supervisor is not None and not isinstance(supervisor,
-                                                     TaskSupervisor):
-            raise TypeError(f"supervisor must be a TaskSupervisor, got "
-                            f"{supervisor!r}")
-        self.supervisor = supervisor or task_supervisor
+        self.supervisor = resolve_supervisor(supervisor)
         if executor_func is not None:
             self._executor: Callable[..., Any] = executor_func
             self._tt = TT_COROUTINE if inspect.iscoroutinefunction(
