@@ -1,10 +1,12 @@
-"""The task supervisor: registry, state machine, thread pool and timers.
+"""The task supervisor: the task registry and its state machine, and the
+thread pool, process pool, timers and aloops that it owns.
 
 State and its owner
 -------------------
 ``TaskSupervisor._lock`` (one ``threading.Lock``) guards: ``_tasks`` (the
 registry), ``_finished`` (bounded history), ``_unfinished``, ``_state``, the
-``_dispatcher`` and the ``_pool``'s attributes, and every ``TaskInfo``'s
+thread and process pools' dispatchers and attributes, ``_mp_*``,
+``_schedulers``, ``_aloops``/``_default_aloop``, and every ``TaskInfo``'s
 ``status``/``time_*``/``result``/``exception`` and private fields while the
 task is not final.  ``_all_done`` is a condition on that lock, notified when
 ``_unfinished`` drops to zero.  ``Timers`` has a lock of its own, taken after
@@ -82,7 +84,7 @@ class _Waiter:
 
 
 class TaskSupervisor:
-    """Runs tasks on a prioritised, reusable thread pool.
+    """Runs tasks on a prioritised thread pool, process pool and aloops.
 
     ``pool_size`` (default ``min(32, CPU count + 4)``), ``reserve_normal`` and
     ``reserve_high`` are the thread pool numbers of :meth:`set_thread_pool`.
@@ -397,9 +399,7 @@ class TaskSupervisor:
                 if pool is not None and not pool.closing:
                     return pool
                 if self._state != _RUNNING:
-                    raise RuntimeError(
-                        f"supervisor {self.id} is stopped: it accepts no "
-                        f"tasks until start() is called")
+                    raise self._stopped_error()
                 old, self._mp_pool = pool, None
                 limits = self._mp_limits_locked()
                 context = self._mp_context or resolve_context(None)
@@ -577,6 +577,8 @@ class TaskSupervisor:
         """
         if self._state != _RUNNING:
             self._ensure_running()
+            if self._state != _RUNNING:
+                raise self._stopped_error()
         if delay or timeout is not None or self.timeout_warning is not None \
                 or self.timeout_critical is not None:
             self._timers.start()
@@ -600,9 +602,7 @@ class TaskSupervisor:
         now = time.time()
         with self._lock:
             if self._state != _RUNNING or (tt == TT_MP and pool.closing):
-                raise RuntimeError(
-                    f"supervisor {self.id} is stopped: it accepts no "
-                    f"tasks until start() is called")
+                raise self._stopped_error()
             if task_id in self._tasks:
                 raise ValueError(f"task_id {task_id!r} is already in use")
             record = TaskInfo(task_id, target, tt, priority, name,
@@ -671,6 +671,10 @@ class TaskSupervisor:
         del outcome
         if due:
             self._after(record)
+
+    def _stopped_error(self) -> RuntimeError:
+        return RuntimeError(f"supervisor {self.id} is stopped: it accepts "
+                            f"no tasks until start() is called")
 
     def _new_task_id(self) -> str:
         """A fresh task id (thread-safe)."""
