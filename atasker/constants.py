@@ -23,6 +23,12 @@ TASK_STATUS_COMPLETED = 2
 TASK_STATUS_FAILED = 3
 TASK_STATUS_DELAYED = 4
 
+#: Supervisor states
+SUPERVISOR_NEW = "new"
+SUPERVISOR_RUNNING = "running"
+SUPERVISOR_STOPPING = "stopping"
+SUPERVISOR_STOPPED = "stopped"
+
 #: Band indexes, most urgent first; used as list indexes by the dispatcher.
 BAND_CRITICAL = 0
 BAND_HIGH = 1

@@ -1,6 +1,9 @@
 """The task supervisor: the task registry and its state machine, and the
 thread pool, process pool, timers and aloops that it owns.
 
+The aloop and process-pool parts of the class live in ``supervisor_aloops``
+and ``supervisor_mp`` (mixins); they share this module's lock and rules.
+
 State and its owner
 -------------------
 ``TaskSupervisor._lock`` (one ``threading.Lock``) guards: ``_tasks`` (the
@@ -27,7 +30,6 @@ callbacks, alarm functions, the task itself -- runs only without the lock.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -39,14 +41,16 @@ from typing import Any, Callable, Iterable, Optional, Union, cast
 
 from .aio import ALoop
 from .constants import (
-    BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TASK_STATUS_CANCELED,
+    SUPERVISOR_NEW, SUPERVISOR_RUNNING, SUPERVISOR_STOPPED,
+    SUPERVISOR_STOPPING, BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TASK_STATUS_CANCELED,
     TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
     TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
 from .dispatcher import Dispatcher, validate_pool_numbers
 from .errors import TaskTimeoutError
-from .mp import (accepts_task_id, check_mp_numbers, default_mp_pool_size,
-                 pickle_task, resolve_context)
+from .mp import accepts_task_id, pickle_task
 from .process_pool import ProcessPool
+from .supervisor_aloops import AloopsMixin
+from .supervisor_mp import ProcessPoolMixin
 from .taskinfo import SupervisorInfo, TaskInfo, log_failure
 from .thread_pool import ThreadPool
 from .timers import Timers
@@ -57,7 +61,9 @@ __all__ = ["TaskSupervisor", "SupervisorInfo", "task_supervisor"]
 
 logger = logging.getLogger("atasker")
 
-_NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
+_NEW, _RUNNING, _STOPPING, _STOPPED = (
+    SUPERVISOR_NEW, SUPERVISOR_RUNNING, SUPERVISOR_STOPPING,
+    SUPERVISOR_STOPPED)
 
 #: every supervisor that may own threads; stopped at interpreter exit
 _live: "weakref.WeakSet[TaskSupervisor]" = weakref.WeakSet()
@@ -83,7 +89,7 @@ class _Waiter:
         self.release = self.lock.release
 
 
-class TaskSupervisor:
+class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
     """Runs tasks on a prioritised thread pool, process pool and aloops.
 
     ``pool_size`` (default ``min(32, CPU count + 4)``), ``reserve_normal`` and
@@ -322,100 +328,6 @@ class TaskSupervisor:
         if actions:
             self._pool.launch(actions)
 
-    def set_mp_pool(self, pool_size: Optional[int] = None,
-                    reserve_normal: Optional[int] = None,
-                    reserve_high: Optional[int] = None, context: Any = None,
-                    max_tasks_per_child: Optional[int] = None) -> None:
-        """Configure the process pool.
-
-        It runs ``pool_size + reserve_normal + reserve_high`` processes;
-        low-priority tasks use up to ``pool_size`` of them, normal ones
-        ``reserve_normal`` more, high ones ``reserve_high`` more, and a
-        critical task goes first to the next free process.  Unless set, the
-        pool has one process per CPU and no reserves.  It is created on first
-        use; the numbers may be changed at any time (processes are added at
-        once, surplus ones leave when free).
-
-        Args:
-            context: a start method name (``"forkserver"``, ``"spawn"``) or
-                a multiprocessing context; default ``forkserver`` where
-                available, else ``spawn``.  Only before the pool starts.
-            max_tasks_per_child: replace a worker process after it has run
-                that many tasks.  Only before the pool starts.
-        """
-        check_mp_numbers(pool_size, max_tasks_per_child)
-        ctx = None if context is None else resolve_context(context)
-        with self._lock:
-            current = self._mp_numbers
-            numbers = (current[0] if pool_size is None else pool_size,
-                       current[1] if reserve_normal is None
-                       else reserve_normal,
-                       current[2] if reserve_high is None else reserve_high)
-            validate_pool_numbers(numbers[0] or 1, numbers[1], numbers[2])
-            pool = self._mp_pool
-            if pool is not None and not pool.closing and (
-                    ctx is not None or max_tasks_per_child is not None):
-                name = "context" if ctx is not None \
-                    else "max_tasks_per_child"
-                raise ValueError(f"{name} can only be set before the "
-                                 f"process pool starts")
-            self._mp_numbers = numbers
-            if ctx is not None:
-                self._mp_context = ctx
-            if max_tasks_per_child is not None:
-                self._mp_max_tasks = max_tasks_per_child
-            sends = None
-            if pool is not None and not pool.closing:
-                size = self._mp_size_locked()
-                pool.dispatcher.configure(*self._mp_limits_locked())
-                pool.resize_locked(size)
-                sends = pool.kick_locked()
-        if sends:
-            pool.launch(sends)  # type: ignore[union-attr]
-
-    def create_mp_pool(self, processes: Optional[int] = None) -> None:
-        """Compatibility: a process pool of *processes* (default: CPU
-        count) with no reserves, started now."""
-        self.set_mp_pool(pool_size=processes or default_mp_pool_size(),
-                         reserve_normal=0, reserve_high=0)
-        self._ensure_running()
-        self._ensure_mp_pool()
-
-    def _mp_limits_locked(self) -> tuple[int, int, int]:
-        size, normal, high = self._mp_numbers
-        return (size or default_mp_pool_size(), normal, high)
-
-    def _mp_size_locked(self) -> int:
-        return sum(self._mp_limits_locked())
-
-    def _ensure_mp_pool(self) -> ProcessPool:
-        """The running process pool, made now if there is none."""
-        pool = self._mp_pool
-        if pool is not None and not pool.closing:
-            return pool
-        with self._mp_create:
-            with self._lock:
-                pool = self._mp_pool
-                if pool is not None and not pool.closing:
-                    return pool
-                if self._state != _RUNNING:
-                    raise self._stopped_error()
-                old, self._mp_pool = pool, None
-                limits = self._mp_limits_locked()
-                context = self._mp_context or resolve_context(None)
-                max_tasks = self._mp_max_tasks
-            if old is not None:
-                old.join()
-            # starts the manager thread: outside the supervisor's lock
-            pool = ProcessPool(self._lock,
-                               Dispatcher(*limits, capped=True), self,
-                               name=f"atasker_{self.id}_mp",
-                               context=context,
-                               max_tasks_per_child=max_tasks)
-            with self._lock:
-                self._mp_pool = pool
-            return pool
-
     @property
     def thread_pool_size(self) -> int:
         return self._dispatcher.pool_size
@@ -427,95 +339,6 @@ class TaskSupervisor:
     @property
     def thread_reserve_high(self) -> int:
         return self._dispatcher.reserve_high
-
-    # ------------------------------------------------------------------
-    # aloops
-    # ------------------------------------------------------------------
-    def create_aloop(self, name: str, daemon: bool = False,
-                     start: bool = True, default: bool = False) -> ALoop:
-        """Create an :class:`ALoop` named *name* (started unless
-        ``start=False``; the default aloop if ``default=True``).
-
-        Raises ``ValueError`` if the name is taken.
-        """
-        aloop = ALoop(name, supervisor=self, daemon=daemon)
-        with self._lock:
-            if name in self._aloops:
-                raise ValueError(f"aloop {name!r} already exists")
-            self._aloops[name] = aloop
-            if default:
-                self._default_aloop = aloop
-        if start:
-            aloop.start()
-        return aloop
-
-    def get_aloop(self, name: Optional[str] = None,
-                  default: bool = True) -> Optional[ALoop]:
-        """The aloop named *name*; with no name, the default aloop (if
-        ``default``).  ``None`` if there is no such aloop."""
-        with self._lock:
-            if name is None:
-                return self._default_aloop if default else None
-            return self._aloops.get(name)
-
-    def set_default_aloop(self, aloop: Union[ALoop, str]) -> None:
-        """Make *aloop* (an :class:`ALoop` or its name) the default one."""
-        with self._lock:
-            if isinstance(aloop, str):
-                if aloop not in self._aloops:
-                    raise KeyError(f"no aloop named {aloop!r}")
-                aloop = self._aloops[aloop]
-            elif not isinstance(aloop, ALoop):
-                raise TypeError(f"aloop must be an ALoop or a name, got "
-                                f"{aloop!r}")
-            self._aloops.setdefault(aloop.name, aloop)
-            self._default_aloop = aloop
-
-    def start_aloop(self, name: str) -> None:
-        """Start the aloop named *name*."""
-        self._named_aloop(name).start()
-
-    def stop_aloop(self, name: str, wait: Union[bool, float] = True,
-                   cancel_tasks: bool = False) -> None:
-        """Stop the aloop named *name* (see :meth:`ALoop.stop`)."""
-        self._named_aloop(name).stop(wait=wait, cancel_tasks=cancel_tasks)
-
-    def _named_aloop(self, name: str) -> ALoop:
-        with self._lock:
-            aloop = self._aloops.get(name)
-        if aloop is None:
-            raise KeyError(f"no aloop named {name!r}")
-        return aloop
-
-    def _in_aloop_thread(self) -> bool:
-        name = threading.current_thread().name
-        with self._lock:
-            return any(name == f"supervisor_aloop_{n}" for n in self._aloops)
-
-    def _event_loop_for(self, loop: Any) -> asyncio.AbstractEventLoop:
-        """The asyncio loop that a coroutine task given ``loop=`` runs on."""
-        if loop is None:
-            with self._aloop_create:
-                aloop = self.get_aloop()
-                if aloop is None:
-                    aloop = self.get_aloop("default") or self.create_aloop(
-                        "default", default=True)
-                    self.set_default_aloop(aloop)
-            if not aloop.is_active():
-                aloop.start()           # e.g. after a stop() and start()
-            loop = aloop
-        elif isinstance(loop, str):
-            loop = self._named_aloop(loop)
-        if isinstance(loop, ALoop):
-            if not loop.is_active():
-                raise RuntimeError(f"aloop {loop.name} is not running")
-            return loop.get_loop()
-        if isinstance(loop, asyncio.AbstractEventLoop):
-            if loop.is_closed():
-                raise RuntimeError("the event loop given as loop= is closed")
-            return loop
-        raise TypeError(f"loop must be an ALoop, an aloop name or an asyncio "
-                        f"event loop, got {loop!r}")
 
     def register_scheduler(self, scheduler: Any) -> None:
         """Register a worker; :meth:`stop` calls its ``stop(wait=...)``."""
@@ -629,48 +452,6 @@ class TaskSupervisor:
         elif actions:
             pool.launch(actions)
         return task_id
-
-    # ------------------------------------------------------------------
-    # coroutine tasks: they run on an event loop, outside the pools
-    # ------------------------------------------------------------------
-    def _launch_coroutine(self, record: TaskInfo) -> None:
-        """Hand a queued coroutine task to its event loop."""
-        runner = self._run_coroutine(record)
-        try:
-            asyncio.run_coroutine_threadsafe(runner, record._runner)
-        except RuntimeError as exc:         # the loop has been closed
-            runner.close()
-            with self._lock:
-                if record.status != TASK_STATUS_QUEUED:
-                    return
-                self._start_locked(record)
-                due = self._finish_locked(record, (False, exc))
-            if due:
-                self._after(record)
-
-    async def _run_coroutine(self, record: TaskInfo) -> None:
-        with self._lock:
-            if record.status != TASK_STATUS_QUEUED:
-                return                      # canceled meanwhile
-            record._runner = asyncio.current_task()
-            self._start_locked(record)
-        outcome: tuple[bool, Any]
-        try:
-            outcome = True, await record.task(
-                *record._args, **record._kwargs)  # type: ignore[arg-type]
-        except asyncio.CancelledError as exc:
-            # the aloop was stopped with cancel_tasks, or the task timed
-            # out (then it has already failed): not a fault of its code
-            outcome = False, exc
-        except BaseException as exc:  # delivered to the task's owner
-            log_failure(record, exc)
-            outcome = False, exc
-        with self._lock:
-            record._runner = None
-            due = self._finish_locked(record, outcome)
-        del outcome
-        if due:
-            self._after(record)
 
     def _stopped_error(self) -> RuntimeError:
         return RuntimeError(f"supervisor {self.id} is stopped: it accepts "
