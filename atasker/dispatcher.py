@@ -19,15 +19,19 @@ Rules (see "Priorities and pool reserves" in the design):
   band's limit instead of being unlimited: they still go first.
 * FIFO within one priority, by a sequence number that never repeats.
 
-Entries sit in one heap per band, so a critical push or pop costs
-``O(log n_critical)`` however many low-priority entries are waiting.
-Removal (cancel) is lazy: the entry's sequence number is remembered and the
-entry is skipped when it reaches the top of its heap.
+Each band keeps a FIFO deque of entries per distinct priority and a small
+heap of the priorities that have entries.  A push or pop costs ``O(1)`` plus
+``O(log p)`` in the number ``p`` of distinct priorities of that band (a heap
+operation only when a priority's deque appears or empties), however many
+entries wait in any band; no per-entry tuple is allocated.  Removal
+(cancel) is lazy: the entry's key is remembered and the entry is skipped
+when it reaches the front of its deque.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from typing import Any, Optional
 
 from .constants import BAND_CRITICAL, BAND_HIGH, BAND_LOW, BAND_NORMAL, \
@@ -36,6 +40,9 @@ from .constants import BAND_CRITICAL, BAND_HIGH, BAND_LOW, BAND_NORMAL, \
 __all__ = ["Dispatcher"]
 
 _UNLIMITED = float("inf")
+#: a band drops the deques of a priority that empties once it has more
+#: than this many priorities (most programs use a handful)
+_KEEP_EMPTY = 8
 
 
 def validate_pool_numbers(pool_size: int, reserve_normal: int,
@@ -52,13 +59,13 @@ def validate_pool_numbers(pool_size: int, reserve_normal: int,
 
 
 class Dispatcher:
-    """Per-band priority heaps and the running count.
+    """Per-band priority queues and the running count.
 
     Not thread-safe by design: the caller serialises every call (the
     supervisor does so under its lock).
     """
 
-    __slots__ = ("_heaps", "_removed", "_seq", "_queued", "running",
+    __slots__ = ("_queues", "_orders", "_removed", "_seq", "_queued", "running",
                  "_limits", "pool_size", "reserve_normal", "reserve_high",
                  "_capped")
 
@@ -67,7 +74,12 @@ class Dispatcher:
         #: with ``capped`` critical entries may not grow beyond the high
         #: band's limit either (a process pool has that many processes)
         self._capped = capped
-        self._heaps: list[list[tuple[int, int, Any]]] = [[], [], [], []]
+        #: per band: priority -> (deque of items, deque of their keys);
+        #: a priority's deques may be empty (then it is not in _orders)
+        self._queues: list[dict[int, tuple[deque, deque]]] = \
+            [{}, {}, {}, {}]
+        #: per band: heap of the priorities present in ``_queues``
+        self._orders: list[list[int]] = [[], [], [], []]
         self._removed: set[int] = set()
         self._seq = 0
         #: live (not removed) queued entries per band
@@ -111,7 +123,15 @@ class Dispatcher:
         """Queue *item*; return its key (for :meth:`remove`)."""
         self._seq = seq = self._seq + 1
         band = priority_band(priority)
-        heapq.heappush(self._heaps[band], (priority, seq, item))
+        queues = self._queues[band]
+        queue = queues.get(priority)
+        if queue is None:
+            queue = queues[priority] = (deque(), deque())
+            heapq.heappush(self._orders[band], priority)
+        elif not queue[0]:          # kept empty after its last pop
+            heapq.heappush(self._orders[band], priority)
+        queue[0].append(item)
+        queue[1].append(seq)
         self._queued[band] += 1
         return seq
 
@@ -127,10 +147,10 @@ class Dispatcher:
         else:
             # nothing live is left in this band: drop the dead entries now
             # rather than keep them (and their items) until the next pop
-            heap = self._heaps[band]
-            for entry in heap:
-                self._removed.discard(entry[1])
-            heap.clear()
+            for _, keys in self._queues[band].values():
+                self._removed.difference_update(keys)
+            self._queues[band].clear()
+            self._orders[band].clear()
 
     def pop(self) -> Optional[Any]:
         """Start the next entry if one may start: return it, else ``None``.
@@ -145,10 +165,18 @@ class Dispatcher:
             return None
         if self.running >= self._limits[band]:
             return None
-        heap = self._heaps[band]
+        queues = self._queues[band]
+        order = self._orders[band]
         removed = self._removed
         while True:
-            _, seq, item = heapq.heappop(heap)
+            items, keys = queues[order[0]]
+            item = items.popleft()
+            seq = keys.popleft()
+            if not items:
+                # keep a few empty deques for the next push of that priority
+                if len(queues) > _KEEP_EMPTY:
+                    del queues[order[0]]
+                heapq.heappop(order)
             if removed and seq in removed:
                 removed.discard(seq)
                 continue
@@ -180,11 +208,14 @@ class Dispatcher:
     def drain(self) -> list[Any]:
         """Remove and return every queued entry, most urgent first."""
         items: list[Any] = []
-        for heap in self._heaps:
-            heap.sort()
-            items.extend(item for _, seq, item in heap
-                         if seq not in self._removed)
-            heap.clear()
-        self._removed.clear()
+        removed = self._removed
+        for queues, order in zip(self._queues, self._orders):
+            for priority in sorted(queues):
+                entries, keys = queues[priority]
+                items.extend(item for item, seq in zip(entries, keys)
+                             if seq not in removed)
+            queues.clear()
+            order.clear()
+        removed.clear()
         self._queued = [0, 0, 0, 0]
         return items

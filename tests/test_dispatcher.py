@@ -120,7 +120,8 @@ def test_remove_last_clears_band():
     key = d.push(TASK_LOW, "x")
     d.remove(TASK_LOW, key)
     assert d.queued() == 0 and d.pop() is None
-    assert d._heaps[BAND_LOW] == [] and not d._removed
+    assert d._queues[BAND_LOW] == {} and d._orders[BAND_LOW] == [] \
+        and not d._removed
 
 
 def test_drain_returns_live_entries_in_order():
