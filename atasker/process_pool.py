@@ -30,6 +30,7 @@ import psutil
 from .dispatcher import Dispatcher
 from .errors import RemoteTraceback, WorkerLostError, describe_exit
 from .mp_worker import worker_main
+from .spin import acquire_contended
 from .taskinfo import log_failure
 
 __all__ = ["ProcessPool"]
@@ -53,7 +54,7 @@ class PoolHost(Protocol):
 class _Proc:
     """One worker process as the parent sees it."""
 
-    __slots__ = ("process", "conn", "task", "done", "leaving")
+    __slots__ = ("process", "conn", "task", "done", "leaving", "buried")
 
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
@@ -61,6 +62,7 @@ class _Proc:
         self.task: Any = None       # the record it runs, or None
         self.done = 0               # tasks it has finished
         self.leaving = False        # told to exit, or being killed
+        self.buried = False         # gone (read and set by the manager only)
 
 
 def _decode(data: bytes) -> tuple[bool, Any]:
@@ -236,29 +238,36 @@ class ProcessPool:
     # -- the manager thread ------------------------------------------------
     def _manage(self) -> None:
         try:
+            changed = True
             while True:
-                self._adjust()
-                with self._lock:
-                    if self._closing and not self._procs \
-                            and not self._starting:
-                        return
-                    watch: dict = {self._wake_r: None}
-                    for proc in self._procs:
-                        watch[proc.conn] = proc
-                        watch[proc.process.sentinel] = proc
-                for ready in wait(list(watch)):
+                if changed:
+                    # after a wake-up or a death: fix the number of
+                    # processes and watch the current ones
+                    self._adjust()
+                    with self._lock:
+                        if self._closing and not self._procs \
+                                and not self._starting:
+                            return
+                        watch: dict = {self._wake_r: None}
+                        for proc in self._procs:
+                            watch[proc.conn] = proc
+                            watch[proc.process.sentinel] = proc
+                    watched = list(watch)
+                    changed = False
+                for ready in wait(watched):
                     proc = watch[ready]
                     if proc is None:
                         os.read(self._wake_r, 4096)
+                        changed = True
                         continue
-                    with self._lock:
-                        alive = proc in self._procs
-                    if not alive:       # buried earlier in this round
+                    if proc.buried:     # earlier in this round
                         continue
                     if ready is proc.conn:
                         self._receive(proc)
                     else:
                         self._bury(proc)
+                    if proc.buried:
+                        changed = True
         except Exception as exc:   # a bug here must not hang anybody
             logger.exception("process pool manager failed; killing workers")
             self.terminate()
@@ -352,7 +361,10 @@ class ProcessPool:
             if record is not None:
                 log_failure(record, outcome[1])
         host = self._host
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            acquire_contended(lock)
+        try:        # lock held
             record, proc.task = proc.task, None
             if record is None:      # not ours to judge: ignore
                 return
@@ -377,6 +389,8 @@ class ProcessPool:
                     sends = [(proc, None)]
                 else:
                     self._free.append(proc)
+        finally:
+            lock.release()
         del outcome
         if sends:
             if sends[0][1] is None:
@@ -408,6 +422,7 @@ class ProcessPool:
                 log_failure(record, last_words[1])
         host = self._host
         with self._lock:
+            proc.buried = True
             self._procs.remove(proc)
             if proc in self._free:
                 self._free.remove(proc)

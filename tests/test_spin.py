@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import types
 
-from atasker import thread_pool
+from atasker import spin
 
 from .conftest import SAFETY
 
@@ -30,8 +30,8 @@ def test_takes_the_lock_once_the_holder_lets_go_while_yielding(monkeypatch):
             lock.release()
 
     fake, calls = fake_time(on_sleep)
-    monkeypatch.setattr(thread_pool, "time", fake)
-    thread_pool._acquire_contended(lock)
+    monkeypatch.setattr(spin, "time", fake)
+    spin.acquire_contended(lock)
     assert lock.locked() and len(calls) == 3
     lock.release()
 
@@ -43,14 +43,14 @@ def test_blocks_after_the_spins_until_the_holder_releases(monkeypatch):
     acquired = threading.Event()
 
     def on_sleep(count):
-        if count == thread_pool._SPINS:
+        if count == spin.SPINS:
             spun_out.set()
 
     fake, calls = fake_time(on_sleep)
-    monkeypatch.setattr(thread_pool, "time", fake)
+    monkeypatch.setattr(spin, "time", fake)
 
     def contender():
-        thread_pool._acquire_contended(lock)
+        spin.acquire_contended(lock)
         acquired.set()
         lock.release()
 
@@ -61,4 +61,4 @@ def test_blocks_after_the_spins_until_the_holder_releases(monkeypatch):
     lock.release()
     assert acquired.wait(SAFETY)
     thread.join(SAFETY)
-    assert len(calls) == thread_pool._SPINS
+    assert len(calls) == spin.SPINS
