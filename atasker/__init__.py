@@ -24,6 +24,7 @@ from .errors import RemoteTraceback, TaskError, TaskTimeoutError, \
     WorkerLostError
 from .local import LocalProxy, g
 from .locker import Locker
+from .status import StatusServer
 from .supervisor import SupervisorInfo, TaskSupervisor, task_supervisor
 from .taskinfo import TaskInfo
 from .tasks import background_task, co_apply, co_mp_apply, wait_completed
@@ -46,6 +47,7 @@ __all__ = [
     "LocalProxy",
     "Locker",
     "RemoteTraceback",
+    "StatusServer",
     "SupervisorInfo",
     "TASK_CRITICAL",
     "TASK_HIGH",

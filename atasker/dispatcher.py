@@ -205,6 +205,20 @@ class Dispatcher:
             return sum(self._queued)
         return self._queued[band]
 
+    def queued_by_priority(self) -> dict[int, int]:
+        """Number of queued entries per priority (priorities with none are
+        left out)."""
+        counts: dict[int, int] = {}
+        removed = self._removed
+        for queues in self._queues:
+            for priority, (items, keys) in queues.items():
+                live = len(items)
+                if removed and live:
+                    live -= sum(1 for key in keys if key in removed)
+                if live:
+                    counts[priority] = live
+        return counts
+
     def drain(self) -> list[Any]:
         """Remove and return every queued entry, most urgent first."""
         items: list[Any] = []

@@ -50,6 +50,11 @@ class PoolHost(Protocol):
     def _after(self, record: Any) -> None:
         ...
 
+    _hooks: dict
+
+    def _emit(self, event: str, record: Any) -> None:
+        ...
+
 
 class _Proc:
     """One worker process as the parent sees it."""
@@ -190,6 +195,7 @@ class ProcessPool:
     # -- called without the lock -------------------------------------------
     def launch(self, sends: list) -> None:
         """Send assigned tasks to their workers."""
+        host = self._host
         for proc, record in sends:
             try:
                 proc.conn.send_bytes(record._args)
@@ -198,6 +204,9 @@ class ProcessPool:
                 # sees the death
                 logger.debug("worker %s gone before task %s was sent",
                              proc.process.pid, record.id)
+            else:
+                if host._hooks:
+                    host._emit("task_started", record)
 
     def kill_task(self, record: Any) -> None:
         """Kill the worker running *record* (after a timeout)."""

@@ -45,10 +45,13 @@ from .constants import (
     SUPERVISOR_STOPPING, BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TASK_STATUS_CANCELED,
     TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
     TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
+from .app import AppMixin
 from .dispatcher import Dispatcher, validate_pool_numbers
 from .errors import TaskTimeoutError
+from .hooks import HooksMixin
 from .mp import accepts_task_id, pickle_task
 from .process_pool import ProcessPool
+from .status import StatusMixin, stop_all_servers
 from .supervisor_aloops import AloopsMixin
 from .supervisor_mp import ProcessPoolMixin
 from .taskinfo import SupervisorInfo, TaskInfo, log_failure
@@ -67,6 +70,11 @@ _NEW, _RUNNING, _STOPPING, _STOPPED = (
 
 #: every supervisor that may own threads; stopped at interpreter exit
 _live: "weakref.WeakSet[TaskSupervisor]" = weakref.WeakSet()
+
+
+#: index in TaskSupervisor._totals lists, by final status
+_TOTAL_INDEX = {TASK_STATUS_COMPLETED: 0, TASK_STATUS_FAILED: 1,
+                TASK_STATUS_CANCELED: 2}
 
 
 def _default_pool_size() -> int:
@@ -89,7 +97,8 @@ class _Waiter:
         self.release = self.lock.release
 
 
-class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
+class TaskSupervisor(AloopsMixin, ProcessPoolMixin, HooksMixin, AppMixin,
+                     StatusMixin):
     """Runs tasks on a prioritised thread pool, process pool and aloops.
 
     ``pool_size`` (default ``min(32, CPU count + 4)``), ``reserve_normal`` and
@@ -107,15 +116,36 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
     ``timeout_warning``/``timeout_critical`` (seconds a task may wait in the
     queue before ``timeout_warning_func``/``timeout_critical_func`` is called
     with its :class:`TaskInfo` and a log record is written).
+
+    ``task_context``, a factory of context managers (a function returning
+    one, such as a ``contextlib.contextmanager``), wraps the code of every
+    thread and coroutine task: it runs as ``with task_context(): ...`` in
+    the thread that runs the task.  Process tasks run in another process
+    and are not wrapped.  An exception from the context manager fails the
+    task like one from its code.
     """
 
     def __init__(self, pool_size: Optional[int] = None,
                  reserve_normal: int = 5, reserve_high: int = 5, *,
-                 supervisor_id: Optional[str] = None) -> None:
+                 supervisor_id: Optional[str] = None,
+                 task_context: Optional[Callable[[], Any]] = None) -> None:
         if pool_size is None:
             pool_size = _default_pool_size()
         validate_pool_numbers(pool_size, reserve_normal, reserve_high)
+        check_callable("task_context", task_context)
         self.id = supervisor_id or os.urandom(4).hex()
+        self._task_context = task_context
+        self._init_hooks()
+        self._init_app()
+        #: tasks that reached a final status: tt -> [completed, failed,
+        #: canceled] (guarded by ``_lock``)
+        self._totals = {TT_THREAD: [0, 0, 0], TT_MP: [0, 0, 0],
+                        TT_COROUTINE: [0, 0, 0]}
+        #: time.monotonic() of the last start(), else None
+        self._started_at: Optional[float] = None
+        #: called (lock held, must not block) when the supervisor may have
+        #: become idle or stopped: see AppMixin.run
+        self._on_quiet: Optional[Callable[[], None]] = None
         self._lock = threading.Lock()
         self._all_done = threading.Condition(self._lock)
         self._stopped_event = threading.Event()
@@ -169,6 +199,7 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
             if self._state == _RUNNING:
                 return
             self._state = _RUNNING
+            self._started_at = time.monotonic()
             self._pool.shutdown_locked(False)
             old_mp = self._mp_pool
             if old_mp is not None and old_mp.closing:
@@ -227,6 +258,8 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
             if self._state in (_RUNNING, _NEW):
                 self._state = _STOPPING
             schedulers = list(self._schedulers) if stop_schedulers else []
+            if self._on_quiet is not None:
+                self._on_quiet()
         for scheduler in schedulers:
             try:
                 scheduler.stop(wait=bool(wait))
@@ -351,6 +384,8 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
         with self._lock:
             if scheduler in self._schedulers:
                 self._schedulers.remove(scheduler)
+                if not self._schedulers and self._on_quiet is not None:
+                    self._on_quiet()
 
     # ------------------------------------------------------------------
     # submitting
@@ -492,6 +527,7 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
         record.result = result
         record.exception = exception
         record.time_completed = time.time()
+        self._totals[record.tt][_TOTAL_INDEX[status]] += 1
         record._args = record._kwargs = None
         timer = record._timer
         if timer is not None:
@@ -506,10 +542,13 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
                     waiter.release()
         self._remember_locked(record)
         self._unfinished -= 1
-        if not self._unfinished and self._state != _RUNNING:
-            self._all_done.notify_all()
-            if self._state == _STOPPED:
-                self._wind_down_locked()
+        if not self._unfinished:
+            if self._on_quiet is not None:
+                self._on_quiet()
+            if self._state != _RUNNING:
+                self._all_done.notify_all()
+                if self._state == _STOPPED:
+                    self._wind_down_locked()
 
     def _wind_down_locked(self) -> Optional[threading.Thread]:
         """Stopped and nothing left to do: let timers and processes go.
@@ -550,12 +589,17 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
     # ------------------------------------------------------------------
     # thread pool host protocol
     # ------------------------------------------------------------------
-    @staticmethod
-    def _run(record: TaskInfo) -> tuple[bool, Any]:
+    def _run(self, record: TaskInfo) -> tuple[bool, Any]:
+        if self._hooks:
+            self._emit("task_started", record)
         try:
             # _args/_kwargs are set until the task ends
-            return True, record.task(*record._args,
-                                     **record._kwargs)  # type: ignore[arg-type]
+            if self._task_context is None:
+                return True, record.task(
+                    *record._args, **record._kwargs)  # type: ignore[arg-type]
+            with self._task_context():
+                return True, record.task(
+                    *record._args, **record._kwargs)  # type: ignore[arg-type]
         except BaseException as exc:  # delivered to the task's owner
             log_failure(record, exc)
             return False, exc
@@ -585,6 +629,8 @@ class TaskSupervisor(AloopsMixin, ProcessPoolMixin):
             except Exception:
                 logger.exception("callback %r of task %s (%s) raised",
                                  callback, record.id, record.name)
+        if self._hooks:
+            self._emit_final(record)
 
     # ------------------------------------------------------------------
     # timer callbacks (timer thread, no lock held on entry)
@@ -814,6 +860,7 @@ def _stop_all_at_exit() -> None:
         except Exception:
             logger.exception("stopping supervisor %s at exit failed",
                              supervisor.id)
+    stop_all_servers()
 
 
 # Run before the interpreter joins threads, as concurrent.futures does, so

@@ -32,6 +32,9 @@ class AloopsMixin:
     _start_locked: Callable[[TaskInfo], None]
     _finish_locked: Callable[[TaskInfo, tuple[bool, Any]], bool]
     _after: Callable[[TaskInfo], None]
+    _emit: Callable[[str, TaskInfo], None]
+    _hooks: dict
+    _task_context: Optional[Callable[[], Any]]
 
     # ------------------------------------------------------------------
     # aloops
@@ -146,10 +149,18 @@ class AloopsMixin:
                 return                      # canceled meanwhile
             record._runner = asyncio.current_task()
             self._start_locked(record)
+        if self._hooks:
+            self._emit("task_started", record)
         outcome: tuple[bool, Any]
         try:
-            outcome = True, await record.task(
-                *record._args, **record._kwargs)  # type: ignore[arg-type]
+            if self._task_context is None:
+                outcome = True, await record.task(
+                    *record._args, **record._kwargs)  # type: ignore[arg-type]
+            else:
+                with self._task_context():
+                    outcome = True, await record.task(
+                        *record._args,
+                        **record._kwargs)  # type: ignore[arg-type]
         except asyncio.CancelledError as exc:
             # the aloop was stopped with cancel_tasks, or the task timed
             # out (then it has already failed): not a fault of its code

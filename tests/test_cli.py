@@ -63,6 +63,7 @@ def test_example_runs(path):
         "task_collections.py": "True",
         "workers.py": "['a.png', 'b.png', 'c.png'] 3\n"
                       "False False False",
+        "app.py": "progress: 20 of 20 jobs done",
         "processes.py": "4 digests\ndb10eec2c20c7106\nlost: 7\n"
                         "d29b8bcf8003109d",
     }[path.name]

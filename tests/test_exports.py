@@ -9,6 +9,7 @@ DOCUMENTED = {
     "BackgroundIntervalWorker", "BackgroundQueueWorker",
     "BackgroundTimerWorker", "BackgroundWorker", "background_worker",
     "FunctionCollection", "LocalProxy", "Locker", "RemoteTraceback",
+    "StatusServer",
     "SupervisorInfo",
     "TASK_CRITICAL", "TASK_HIGH", "TASK_LOW", "TASK_NORMAL",
     "TASK_STATUS_CANCELED", "TASK_STATUS_COMPLETED", "TASK_STATUS_DELAYED",
