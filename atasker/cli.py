@@ -210,7 +210,8 @@ def format_status(status: dict) -> str:
 
 
 def _status(parser: argparse.ArgumentParser, args: argparse.Namespace,
-            out: TextIO = sys.stdout) -> int:
+            out: Optional[TextIO] = None) -> int:
+    out = out or sys.stdout
     if args.watch is not None and args.watch <= 0:
         parser.error("--watch must be > 0")
     try:

@@ -415,7 +415,7 @@ h2 { font-size: 1.05em; margin: 1.2em 0 .4em }
 table { border-collapse: collapse; background: #fff }
 td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: right }
 th { background: #f0f0f0 }
-td:first-child, th:first-child { text-align: left }
+td:first-child, th:first-child, td.text { text-align: left }
 .failed b, .err { color: #b00 }
 </style></head><body>
 <h1>atasker <span id="supervisor">…</span></h1>
@@ -446,6 +446,7 @@ td:first-child, th:first-child { text-align: left }
 "use strict";
 function cell(row, text, id) {
   const td = document.createElement("td"); td.textContent = text;
+  if (typeof text === "string") td.className = "text";
   if (id) td.id = id; row.appendChild(td);
 }
 function fill(id, rows) {
