@@ -47,33 +47,74 @@ EXIT_OK, EXIT_INIT_FAILED, EXIT_FORCED = 0, 1, 130
 
 
 class _Wake:
-    """A non-blocking self-pipe: ``poke()`` from anywhere (a signal
-    handler, a thread holding the supervisor's lock), ``wait()`` in one
-    thread."""
+    """What ``run()`` blocks on: two non-blocking pipes.
+
+    ``poke()`` (from any thread, also under the supervisor's lock) writes to
+    one.  The other is the interpreter's signal wake-up fd while signals
+    are handled: the C-level handler writes the signal number there, from
+    whichever thread the signal interrupted, so ``wait()`` wakes up and
+    records it in ``signals`` without depending on when the Python-level
+    handler runs.
+    """
 
     def __init__(self) -> None:
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        os.set_blocking(self._w, False)
+        self.signals: list[int] = []
+        self._r, self._w = self._pipe()
+        self._sig_r, self._sig_w = self._pipe()
+        self._previous_fd: Optional[int] = None
+        self._previous_handlers: dict = {}
+        self._handled: frozenset = frozenset()
+
+    @staticmethod
+    def _pipe() -> tuple[int, int]:
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        return r, w
+
+    def handle_signals(self, signums: tuple) -> None:
+        """Catch *signums* (main thread only) until :meth:`close`."""
+        self._handled = frozenset(signums)
+        self._previous_fd = signal.set_wakeup_fd(
+            self._sig_w, warn_on_full_buffer=False)
+        for signum in signums:
+            # the wake-up fd does the work; the handler only keeps the
+            # default action (exit) from happening
+            self._previous_handlers[signum] = signal.signal(signum,
+                                                            _ignore_signal)
 
     def poke(self, *_: Any) -> None:
         try:
             os.write(self._w, b"x")
-        except (BlockingIOError, OSError):  # full (due anyway) or closed
+        except OSError:     # full (a wake-up is due anyway) or closed
             pass
 
     def wait(self, timeout: Optional[float]) -> None:
-        """Return after a poke (consumed) or *timeout* seconds."""
-        ready, _, _ = select.select([self._r], [], [], timeout)
-        if ready:
+        """Return after a poke or signal (consumed) or *timeout* seconds."""
+        ready, _, _ = select.select([self._r, self._sig_r], [], [], timeout)
+        for fd in ready:
             try:
-                os.read(self._r, 4096)
+                data = os.read(fd, 4096)
             except BlockingIOError:
-                pass
+                continue
+            if fd == self._sig_r:
+                # other signals with Python handlers are written here too
+                self.signals.extend(n for n in data if n in self._handled)
 
     def close(self) -> None:
-        os.close(self._r)
-        os.close(self._w)
+        """Restore signal handling; close the pipes."""
+        if self._previous_handlers:
+            for signum, handler in self._previous_handlers.items():
+                signal.signal(signum, handler)
+            signal.set_wakeup_fd(-1 if self._previous_fd is None
+                                 else self._previous_fd)
+        for fd in (self._r, self._w, self._sig_r, self._sig_w):
+            os.close(fd)
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    """Python-level handler of the signals ``run()`` handles: their
+    numbers arrive through the wake-up fd."""
 
 
 class AppMixin:
@@ -233,15 +274,10 @@ class AppMixin:
             workers = list(self._app_workers)
         deadline = None if for_time is None else time.monotonic() + for_time
         wake = _Wake()
-        signals: list[int] = []
-        previous: dict = {}
+        signals = wake.signals
         if handle_signals and \
                 threading.current_thread() is threading.main_thread():
-            def on_signal(signum: int, frame: Any) -> None:
-                signals.append(signum)
-                wake.poke()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, on_signal)
+            wake.handle_signals((signal.SIGINT, signal.SIGTERM))
         try:
             self.start()
             if not self._run_init_tasks(init_tasks, wake, signals):
@@ -263,8 +299,6 @@ class AppMixin:
         finally:
             with self._lock:
                 self._on_quiet = None
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             wake.close()
             with self._app_lock:
                 self._app_running = False

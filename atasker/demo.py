@@ -23,9 +23,32 @@ def _busy(seconds: float) -> float:
     return time.perf_counter() - started
 
 
+def _live_line(supervisor: TaskSupervisor, started: float) -> str:
+    status = supervisor.status()
+    pool = status["pools"]["thread"]
+    queued = " ".join(f"{band} {count:>3}"
+                      for band, count in pool["queued_by_band"].items())
+    return (f"  {time.perf_counter() - started:5.2f} s  running "
+            f"{pool['running']}  queued: {queued}  completed "
+            f"{status['totals']['completed']}")
+
+
+def _watch(supervisor: TaskSupervisor, out: TextIO, started: float,
+           done: threading.Event, period: float = 0.1) -> None:
+    """Print the live view every *period* seconds until *done*."""
+    live = out.isatty()
+    while not done.wait(period):    # the refresh period, not a poll for work
+        line = _live_line(supervisor, started)
+        print(f"\r{line}" if live else line, end="" if live else "\n",
+              file=out, flush=True)
+    if live:
+        print(file=out)
+
+
 def run_demo(out: TextIO, burst: int = 20_000,
              work: Callable[[float], float] = _busy) -> dict:
-    """Run the demo, print a report to *out*, return the figures."""
+    """Run the demo, print a report (and a live view while the mixed
+    workload runs) to *out*, return the figures."""
     supervisor = TaskSupervisor(pool_size=4, reserve_normal=2,
                                 reserve_high=2, supervisor_id="demo")
     figures: dict = {}
@@ -43,11 +66,19 @@ def run_demo(out: TextIO, burst: int = 20_000,
         # submit the least urgent first, so priorities have to reorder them
         for priority, count in _MIX:
             for _ in range(count):
-                ids.append(supervisor.put_task(work, args=(0.002,),
+                ids.append(supervisor.put_task(work, args=(0.01,),
                                                priority=priority))
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch, name="atasker_demo_view",
+                                   args=(supervisor, out, started, done))
+        watcher.start()
         gate.set()
-        supervisor.wait_completed(holders)
-        records = supervisor._wait_records(ids, None)
+        try:
+            supervisor.wait_completed(holders)
+            records = supervisor._wait_records(ids, None)
+        finally:
+            done.set()
+            watcher.join()
         elapsed = time.perf_counter() - started
         waits: dict = {name: [] for name in BAND_NAMES}
         for info in records:

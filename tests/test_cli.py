@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
 import re
 import signal
@@ -34,7 +35,10 @@ def test_demo_reports_priorities_and_throughput():
 
 def test_demo_command(capsys):
     assert main(["demo", "--burst", "100"]) == 0
-    assert "no threads left behind" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no threads left behind" in out
+    # the live view (plain lines when not on a terminal)
+    assert re.search(r"s  running \d+  queued: critical +\d+ high", out)
 
 
 def test_cli_usage_errors(capsys):
@@ -179,3 +183,75 @@ def test_run_exits_non_zero_when_init_fails(tmp_path):
     assert result.returncode == 1
     assert "no route to database" in result.stderr
     assert "not starting" in result.stderr
+
+
+GATED_APP = """
+import atasker
+sup = atasker.TaskSupervisor(pool_size=1, reserve_normal=0, reserve_high=0)
+
+def blocker(path):
+    print("blocker started", flush=True)
+    with open(path) as fifo:        # blocks until the test opens it
+        fifo.read()
+    print("blocker done", flush=True)
+
+@sup.task
+def start():
+    sup.put_task(blocker, args=(FIFO,))
+    for n in range(5):
+        sup.put_task(print, args=(f"job {n} done",), kwargs={"flush": True},
+                     priority=atasker.TASK_LOW)
+"""
+
+
+def start_gated_app(tmp_path):
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    module = tmp_path / "gated_app.py"
+    module.write_text(GATED_APP.replace("FIFO", repr(str(fifo))))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "atasker", "run", f"{module}:sup"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path)
+    return process, fifo
+
+
+def test_second_signal_cancels_queued_work(tmp_path):
+    process, fifo = start_gated_app(tmp_path)
+    lines = []
+    try:
+        read_until(process, "blocker started", lines)
+        process.send_signal(signal.SIGINT)
+        read_until(process, "draining queued work", lines)
+        process.send_signal(signal.SIGINT)
+        read_until(process, "second signal: canceled 5 queued", lines)
+        with open(fifo, "w"):
+            pass                    # let the running task finish
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output
+    assert "blocker done" in output and "job 0 done" not in output
+
+
+def test_third_signal_returns_at_once(tmp_path):
+    process, _ = start_gated_app(tmp_path)
+    lines = []
+    try:
+        read_until(process, "blocker started", lines)
+        process.send_signal(signal.SIGTERM)
+        read_until(process, "draining queued work", lines)
+        process.send_signal(signal.SIGTERM)
+        read_until(process, "second signal", lines)
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    output = "".join(lines) + rest
+    assert process.returncode == 130, output
+    assert "third signal" in output and "blocker done" not in output
