@@ -204,7 +204,10 @@ def start():
 """
 
 
-def start_gated_app(tmp_path):
+def signal_gated_app(tmp_path, signum, answers, release):
+    """Run GATED_APP; once its blocker runs, send *signum* and read up to
+    each of *answers* in turn, then send it once more if *answers* ends
+    with None; open the gate if *release*.  Returns (exit code, output)."""
     fifo = tmp_path / "gate"
     os.mkfifo(fifo)
     module = tmp_path / "gated_app.py"
@@ -213,45 +216,36 @@ def start_gated_app(tmp_path):
         [sys.executable, "-m", "atasker", "run", f"{module}:sup"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         cwd=tmp_path)
-    return process, fifo
-
-
-def test_second_signal_cancels_queued_work(tmp_path):
-    process, fifo = start_gated_app(tmp_path)
     lines = []
     try:
         read_until(process, "blocker started", lines)
-        process.send_signal(signal.SIGINT)
-        read_until(process, "draining queued work", lines)
-        process.send_signal(signal.SIGINT)
-        read_until(process, "second signal: canceled 5 queued", lines)
-        with open(fifo, "w"):
-            pass                    # let the running task finish
+        for answer in answers:
+            process.send_signal(signum)
+            if answer is not None:
+                read_until(process, answer, lines)
+        if release:
+            with open(fifo, "w"):
+                pass                # let the running task finish
         rest, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
-    output = "".join(lines) + rest
-    assert process.returncode == 0, output
+    return process.returncode, "".join(lines) + rest
+
+
+def test_second_signal_cancels_queued_work(tmp_path):
+    code, output = signal_gated_app(
+        tmp_path, signal.SIGINT,
+        ["draining queued work", "second signal: canceled 5 queued"],
+        release=True)
+    assert code == 0, output
     assert "blocker done" in output and "job 0 done" not in output
 
 
 def test_third_signal_returns_at_once(tmp_path):
-    process, _ = start_gated_app(tmp_path)
-    lines = []
-    try:
-        read_until(process, "blocker started", lines)
-        process.send_signal(signal.SIGTERM)
-        read_until(process, "draining queued work", lines)
-        process.send_signal(signal.SIGTERM)
-        read_until(process, "second signal", lines)
-        process.send_signal(signal.SIGTERM)
-        rest, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    output = "".join(lines) + rest
-    assert process.returncode == 130, output
+    code, output = signal_gated_app(
+        tmp_path, signal.SIGTERM,
+        ["draining queued work", "second signal", None], release=False)
+    assert code == 130, output
     assert "third signal" in output and "blocker done" not in output
