@@ -197,6 +197,10 @@ class ProcessPool:
         """Send assigned tasks to their workers."""
         host = self._host
         for proc, record in sends:
+            # before the send: the task may end (on the manager thread) as
+            # soon as it is sent, and its start must be reported first
+            if host._hooks:
+                host._emit("task_started", record)
             try:
                 proc.conn.send_bytes(record._args)
             except OSError:
@@ -204,9 +208,6 @@ class ProcessPool:
                 # sees the death
                 logger.debug("worker %s gone before task %s was sent",
                              proc.process.pid, record.id)
-            else:
-                if host._hooks:
-                    host._emit("task_started", record)
 
     def kill_task(self, record: Any) -> None:
         """Kill the worker running *record* (after a timeout)."""

@@ -2,18 +2,22 @@
 thread pool, process pool, timers and aloops that it owns.
 
 The aloop and process-pool parts of the class live in ``supervisor_aloops``
-and ``supervisor_mp`` (mixins); they share this module's lock and rules.
+and ``supervisor_mp``, event hooks in ``hooks``, the app runner in ``app``
+and the status snapshot and server in ``status`` (mixins); they share this
+module's lock and rules.
 
 State and its owner
 -------------------
 ``TaskSupervisor._lock`` (one ``threading.Lock``) guards: ``_tasks`` (the
 registry), ``_finished`` (bounded history), ``_unfinished``, ``_state``, the
 thread and process pools' dispatchers and attributes, ``_mp_*``,
-``_schedulers``, ``_aloops``/``_default_aloop``, and every ``TaskInfo``'s
-``status``/``time_*``/``result``/``exception`` and private fields while the
-task is not final.  ``_all_done`` is a condition on that lock, notified when
+``_schedulers``, ``_aloops``/``_default_aloop``, ``_totals``,
+``_started_at``, ``_on_quiet`` (the app runner's wake-up, called under the
+lock), and every ``TaskInfo``'s ``status``/``time_*``/``result``/
+``exception`` and private fields while the task is not final.  ``_all_done`` is a condition on that lock, notified when
 ``_unfinished`` drops to zero.  ``Timers`` has a lock of its own, taken after
-(never before) the supervisor's.
+(never before) the supervisor's; ``_hooks_lock`` (hooks) and ``_app_lock``
+(app declarations) are taken alone.
 
 ``_state`` is also read without the lock on the submit fast path and in
 ``is_active``: a stale read only sends the caller to the locked check.
