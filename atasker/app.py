@@ -261,7 +261,9 @@ class AppMixin:
         signal.  Signal handlers are restored on return.
 
         Raises:
-            RuntimeError: ``run()`` is already running.
+            RuntimeError: ``run()`` is already running.  An exception
+            raised while starting the declared timers, workers or tasks is
+            logged and raised again after the supervisor has stopped.
         """
         check_seconds("for_time", for_time)
         with self._app_lock:
@@ -285,10 +287,16 @@ class AppMixin:
                 return EXIT_INIT_FAILED
             with self._lock:
                 self._on_quiet = wake.poke
-            for made in workers:
-                made.start()
-            for f, options in app_tasks:
-                self.put_task(f, **options)
+            try:
+                for made in workers:
+                    made.start()
+                for f, options in app_tasks:
+                    self.put_task(f, **options)
+            except BaseException:
+                logger.exception("app %s: starting its work failed; "
+                                 "stopping", self.id)
+                self.stop(wait=True, cancel_tasks=True)
+                raise
             logger.info("app %s started: %d task(s), %d timer(s)/worker(s)",
                         self.id, len(app_tasks), len(workers))
             reason = self._wait_for_end(wake, signals, until_complete,

@@ -184,3 +184,10 @@ def test_run_is_not_reentrant_and_checks_arguments(app):
         app.init_task(42)
     with pytest.raises(ValueError):
         app.task(lambda: None, tt=99)
+
+
+def test_failure_to_start_declared_work_stops_the_app(app):
+    app.task(lambda: None, tt=atasker.TT_MP)    # a lambda cannot pickle
+    with pytest.raises(TypeError):
+        app.run()
+    assert not app.is_active
