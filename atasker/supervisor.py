@@ -14,8 +14,9 @@ thread and process pools' dispatchers and attributes, ``_mp_*``,
 ``_schedulers``, ``_aloops``/``_default_aloop``, ``_totals``,
 ``_started_at``, ``_on_quiet`` (the app runner's wake-up, called under the
 lock), and every ``TaskInfo``'s ``status``/``time_*``/``result``/
-``exception`` and private fields while the task is not final.  ``_all_done`` is a condition on that lock, notified when
-``_unfinished`` drops to zero.  ``Timers`` has a lock of its own, taken after
+``exception`` and private fields while the task is not final.
+``_all_done`` is a condition on that lock, notified when ``_unfinished``
+drops to zero.  ``Timers`` has a lock of its own, taken after
 (never before) the supervisor's; ``_hooks_lock`` (hooks) and ``_app_lock``
 (app declarations) are taken alone.
 
