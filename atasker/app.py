@@ -61,7 +61,7 @@ class _Wake:
         self.signals: list[int] = []
         self._r, self._w = self._pipe()
         self._sig_r, self._sig_w = self._pipe()
-        self._previous_fd: Optional[int] = None
+        self._previous_fd = -1          # no wake-up fd before ours
         self._previous_handlers: dict = {}
         self._handled: frozenset = frozenset()
 
@@ -106,8 +106,7 @@ class _Wake:
         if self._previous_handlers:
             for signum, handler in self._previous_handlers.items():
                 signal.signal(signum, handler)
-            signal.set_wakeup_fd(-1 if self._previous_fd is None
-                                 else self._previous_fd)
+            signal.set_wakeup_fd(self._previous_fd)
         for fd in (self._r, self._w, self._sig_r, self._sig_w):
             os.close(fd)
 

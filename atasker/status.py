@@ -26,6 +26,7 @@ from .constants import (BAND_NAMES, FINAL_STATUSES, TASK_STATUS_DELAYED,
                         TASK_STATUS_QUEUED, TASK_STATUS_STARTED,
                         TT_COROUTINE, TT_MP, TT_NAMES, TT_THREAD,
                         priority_band)
+from .dispatcher import Dispatcher
 
 __all__ = ["StatusMixin", "StatusServer", "render_metrics"]
 
@@ -75,24 +76,20 @@ class StatusMixin:
             started_at = self._started_at
             totals = {tt: list(values) for tt, values in self._totals.items()}
             records = list(self._tasks.values())
-            pools = {"thread": self._pool_status_locked(
-                self._dispatcher, pool_size=self._dispatcher.pool_size)}
+            dispatcher = self._dispatcher
+            pools = {
+                "thread": _pool_status(
+                    (dispatcher.pool_size, dispatcher.reserve_normal,
+                     dispatcher.reserve_high), dispatcher),
+                # a process pool not made yet has nothing queued
+                "process": _pool_status(
+                    self._mp_limits_locked(),
+                    Dispatcher() if self._mp_pool is None
+                    else self._mp_pool.dispatcher)}
             pools["thread"].update(threads=self._pool.thread_count,
                                    idle_threads=self._pool.idle_count)
-            size, normal, high = self._mp_limits_locked()
-            mp_pool = self._mp_pool
-            if mp_pool is not None:
-                pools["process"] = self._pool_status_locked(
-                    mp_pool.dispatcher, pool_size=size)
-                pools["process"]["processes"] = mp_pool.process_count
-            else:
-                pools["process"] = {
-                    "size": size, "reserve_normal": normal,
-                    "reserve_high": high, "running": 0,
-                    "running_by_band": dict.fromkeys(BAND_NAMES, 0),
-                    "queued": 0,
-                    "queued_by_band": dict.fromkeys(BAND_NAMES, 0),
-                    "queued_by_priority": {}, "processes": 0}
+            pools["process"]["processes"] = 0 if self._mp_pool is None \
+                else self._mp_pool.process_count
             workers = list(self._schedulers)
             aloops = list(self._aloops.values())
         # the records are live: read outside the lock, a field at a time
@@ -149,19 +146,6 @@ class StatusMixin:
                           for tt, values in totals.items()}},
         }
 
-    @staticmethod
-    def _pool_status_locked(dispatcher: Any, pool_size: int) -> dict:
-        return {"size": pool_size,
-                "reserve_normal": dispatcher.reserve_normal,
-                "reserve_high": dispatcher.reserve_high,
-                "running": dispatcher.running,
-                "queued": dispatcher.queued(),
-                "queued_by_band": {name: dispatcher.queued(band)
-                                   for band, name in enumerate(BAND_NAMES)},
-                "queued_by_priority": {
-                    str(priority): count for priority, count in
-                    sorted(dispatcher.queued_by_priority().items())}}
-
     def serve_status(self, port: int = 0, host: str = "127.0.0.1", *,
                      allow_remote: bool = False) -> "StatusServer":
         """Serve this supervisor's status over HTTP from a thread.
@@ -187,6 +171,20 @@ class StatusMixin:
                 f"server has no authentication: pass allow_remote=True to "
                 f"serve it there")
         return StatusServer(self, host, port)
+
+
+def _pool_status(numbers: tuple[int, int, int], dispatcher: Any) -> dict:
+    """A pool's part of the snapshot (the lock of *dispatcher* held).
+    ``running_by_band`` is filled in from the task records."""
+    size, normal, high = numbers
+    return {"size": size, "reserve_normal": normal, "reserve_high": high,
+            "running": dispatcher.running,
+            "queued": dispatcher.queued(),
+            "queued_by_band": {name: dispatcher.queued(band)
+                               for band, name in enumerate(BAND_NAMES)},
+            "queued_by_priority": {
+                str(priority): count for priority, count in
+                sorted(dispatcher.queued_by_priority().items())}}
 
 
 def _is_loopback(host: str) -> bool:
