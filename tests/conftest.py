@@ -167,3 +167,28 @@ def gates():
     yield make
     for gate in made:
         gate.open()
+
+
+class Collect:
+    """A callback that keeps what it is called with; ``called`` is set at
+    its first call."""
+
+    def __init__(self) -> None:
+        self.got: list = []
+        self.called = threading.Event()
+
+    def __call__(self, value) -> None:
+        self.got.append(value)
+        self.called.set()
+
+
+def assert_blocks_until(call, release) -> None:
+    """Run *call* in a thread: it must still be blocked a moment later, and
+    return once ``release()`` has been called."""
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(0.05)
+    assert thread.is_alive(), "returned before it was released"
+    release()
+    thread.join(SAFETY)
+    assert not thread.is_alive(), "still blocked after the release"

@@ -14,7 +14,7 @@ from atasker import (TASK_STATUS_CANCELED, TASK_STATUS_COMPLETED,
                      TT_MP, ALoop, TaskSupervisor, TaskTimeoutError,
                      background_task)
 
-from .conftest import SAFETY
+from .conftest import SAFETY, Collect, assert_blocks_until
 
 
 async def double(x):
@@ -75,12 +75,7 @@ def test_stop_waits_for_or_cancels_tasks(sup):
         return "finished"
 
     future = aloop.background_task(slow())
-    stopper = threading.Thread(target=aloop.stop)
-    stopper.start()
-    stopper.join(0.05)
-    assert stopper.is_alive()              # waits for the task
-    gate.set()
-    stopper.join(SAFETY)
+    assert_blocks_until(aloop.stop, gate.set)   # waits for the task
     assert future.result(SAFETY) == "finished"
     assert not aloop.is_active()
 
@@ -149,19 +144,15 @@ def test_coroutine_failure_callbacks_and_put_task(sup):
     async def fail():
         raise ValueError("async boom")
 
-    errors, results = [], []
-    done = threading.Event()
-    failing = background_task(
-        fail, supervisor=sup,
-        error_callback=lambda e: (errors.append(e), done.set()))()
+    errors, results = Collect(), Collect()
+    failing = background_task(fail, supervisor=sup, error_callback=errors)()
     with pytest.raises(ValueError, match="async boom"):
         sup.wait_completed(failing, timeout=SAFETY)
-    assert done.wait(SAFETY) and isinstance(errors[0], ValueError)
-    ok = threading.Event()
-    task_id = sup.put_task(double, args=(5,),
-                           callback=lambda r: (results.append(r), ok.set()))
+    assert errors.called.wait(SAFETY) and isinstance(errors.got[0],
+                                                     ValueError)
+    task_id = sup.put_task(double, args=(5,), callback=results)
     assert sup.get_task_info(task_id).tt == TT_COROUTINE
-    assert ok.wait(SAFETY) and results == [10]
+    assert results.called.wait(SAFETY) and results.got == [10]
 
 
 def test_coroutine_delay_cancel_and_timeout(sup):

@@ -24,7 +24,7 @@ from atasker import (TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL,
 from atasker.mp import resolve_context
 
 from . import mp_funcs
-from .conftest import SAFETY
+from .conftest import SAFETY, Collect
 
 
 def mp(sup, f, *args, **kwargs):
@@ -33,18 +33,12 @@ def mp(sup, f, *args, **kwargs):
 
 # -- results, ids, callbacks -------------------------------------------------
 def test_result_through_every_channel(mp_sup):
-    got = []
-    done = threading.Event()
-
-    def callback(result):
-        got.append(result)
-        done.set()
-
+    callback = Collect()
     submit = background_task(mp_funcs.add, tt=TT_MP, priority=TASK_HIGH,
                              callback=callback, supervisor=mp_sup)
     task_id = submit(1, b=2)
     assert mp_sup.wait_completed(task_id, timeout=SAFETY) == 3
-    assert done.wait(SAFETY) and got == [3]
+    assert callback.called.wait(SAFETY) and callback.got == [3]
     info = mp_sup.get_task_info(task_id)
     assert info.tt == TT_MP and info.status == TASK_STATUS_COMPLETED
     assert info.result == 3 and info.priority == TASK_HIGH

@@ -14,7 +14,7 @@ import atasker
 from atasker import (TASK_STATUS_CANCELED, TASK_STATUS_COMPLETED,
                      TaskSupervisor)
 
-from .conftest import SAFETY
+from .conftest import SAFETY, assert_blocks_until
 
 
 def double(x):
@@ -72,13 +72,7 @@ def test_stop_waits_for_every_accepted_task(gates):
     gate.wait_started()
     rest = [sup.put_task(double, args=(i,)) for i in range(20)]
     delayed = sup.put_task(double, args=(100,), delay=0.05)
-    stopper = threading.Thread(target=sup.stop)
-    stopper.start()
-    stopper.join(0.05)
-    assert stopper.is_alive()          # it waits for the gated task
-    gate.open()
-    stopper.join(SAFETY)
-    assert not stopper.is_alive()
+    assert_blocks_until(sup.stop, gate.open)    # waits for the gated task
     for task_id in [first, delayed, *rest]:
         assert sup.get_task_info(task_id).status == TASK_STATUS_COMPLETED
     assert sup.wait_completed(delayed) == 200

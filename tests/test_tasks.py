@@ -15,7 +15,7 @@ from atasker import (TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL,
                      TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_THREAD,
                      TaskTimeoutError, background_task, wait_completed)
 
-from .conftest import SAFETY
+from .conftest import SAFETY, Collect
 
 
 def double(x):
@@ -124,29 +124,18 @@ def test_base_exception_does_not_kill_the_pool(sup):
 
 # -- callbacks --------------------------------------------------------------
 def test_callback_gets_result(sup):
-    got = []
-    done = threading.Event()
-
-    def callback(result):
-        got.append(result)
-        done.set()
-
+    callback = Collect()
     background_task(double, callback=callback, supervisor=sup)(5)
-    assert done.wait(SAFETY)
-    assert got == [10]
+    assert callback.called.wait(SAFETY)
+    assert callback.got == [10]
 
 
 def test_error_callback_gets_exception(sup):
-    got = []
-    done = threading.Event()
-
-    def on_error(exc):
-        got.append(exc)
-        done.set()
-
+    on_error = Collect()
+    got = on_error.got
     background_task(boom, error_callback=on_error, callback=got.append,
                     supervisor=sup)()
-    assert done.wait(SAFETY)
+    assert on_error.called.wait(SAFETY)
     assert len(got) == 1 and isinstance(got[0], ValueError)
 
 

@@ -17,7 +17,7 @@ from atasker import (TASK_HIGH, TASK_LOW, BackgroundAsyncWorker,
 from atasker.workers import next_beat
 
 from . import mp_funcs
-from .conftest import SAFETY
+from .conftest import SAFETY, assert_blocks_until
 
 
 class Counter:
@@ -119,12 +119,7 @@ def test_stop_waits_for_the_current_run_and_never_runs_again(sup, gates):
 
     work.start()
     gate.wait_started()
-    stopper = threading.Thread(target=work.stop)
-    stopper.start()
-    stopper.join(0.05)
-    assert stopper.is_alive()           # waits for the run
-    gate.open()
-    stopper.join(SAFETY)
+    assert_blocks_until(work.stop, gate.open)   # waits for the run
     runs = counter.count
     sup.stop()
     assert counter.count == runs == 1
@@ -326,12 +321,7 @@ def test_maxsize_backpressure(sup, gates):
     async def producer():
         await consume.aput(2)           # waits for room
 
-    thread = threading.Thread(target=asyncio.run, args=(producer(),))
-    thread.start()
-    thread.join(0.05)
-    assert thread.is_alive()
-    gate.open()
-    thread.join(SAFETY)
+    assert_blocks_until(lambda: asyncio.run(producer()), gate.open)
     counter.wait()
     assert sorted(a[0] for a, _ in counter.calls) == [0, 1, 2]
 
