@@ -1,6 +1,9 @@
 """atasker: supervised background tasks on prioritised, reusable pools.
 
-Everything public is importable from here and listed in ``__all__``::
+Everything public is importable from here and listed in ``__all__``; the
+modules with a leading underscore are private (``atasker.supervisor`` and
+``atasker.workers`` re-export their public names for code written for the
+original atasker)::
 
     from atasker import background_task, wait_completed, TASK_HIGH
 
@@ -13,25 +16,25 @@ Everything public is importable from here and listed in ``__all__``::
 
 from __future__ import annotations
 
-from .aio import ALoop
-from .collections import FunctionCollection, TaskCollection
-from .constants import (
+from ._aloop import ALoop
+from ._collections import FunctionCollection, TaskCollection
+from ._constants import (
     TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL, TASK_STATUS_CANCELED,
     TASK_STATUS_COMPLETED, TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
     TASK_STATUS_QUEUED, TASK_STATUS_STARTED, TT_COROUTINE, TT_MP, TT_THREAD)
-from .debug import set_debug
-from .errors import RemoteTraceback, TaskError, TaskTimeoutError, \
+from ._debug import set_debug
+from ._errors import RemoteTraceback, TaskError, TaskTimeoutError, \
     WorkerLostError
-from .local import LocalProxy, g
-from .locker import Locker
-from .status import StatusServer
-from .supervisor import SupervisorInfo, TaskSupervisor, task_supervisor
-from .taskinfo import TaskInfo
-from .tasks import background_task, co_apply, co_mp_apply, wait_completed
-from .workers import (BackgroundAsyncWorker, BackgroundEventWorker,
-                      BackgroundIntervalWorker, BackgroundQueueWorker,
-                      BackgroundTimerWorker, BackgroundWorker,
-                      background_worker)
+from ._local import LocalProxy, g
+from ._locker import Locker
+from ._status_server import StatusServer
+from ._supervisor import TaskSupervisor, task_supervisor
+from ._taskinfo import SupervisorInfo, TaskInfo
+from ._tasks import background_task, co_apply, co_mp_apply, wait_completed
+from ._workers import (BackgroundAsyncWorker, BackgroundEventWorker,
+                       BackgroundIntervalWorker, BackgroundQueueWorker,
+                       BackgroundTimerWorker, BackgroundWorker,
+                       background_worker)
 
 __version__ = "0.8.0.dev0"
 

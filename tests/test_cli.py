@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from atasker.cli import main
-from atasker.demo import run_demo
+from atasker._cli import main
+from atasker._demo import run_demo
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

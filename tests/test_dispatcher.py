@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atasker import TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL
-from atasker.constants import (BAND_CRITICAL, BAND_HIGH, BAND_LOW,
+from atasker._constants import (BAND_CRITICAL, BAND_HIGH, BAND_LOW,
                                BAND_NORMAL, priority_band)
-from atasker.dispatcher import Dispatcher
+from atasker._dispatcher import Dispatcher
 
 
 def test_bands_of_priorities():

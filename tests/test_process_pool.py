@@ -21,7 +21,7 @@ from atasker import (TASK_CRITICAL, TASK_HIGH, TASK_LOW, TASK_NORMAL,
                      RemoteTraceback, TaskSupervisor, TaskTimeoutError,
                      WorkerLostError, background_task, co_apply,
                      co_mp_apply)
-from atasker.mp import resolve_context
+from atasker._mp import resolve_context
 
 from . import mp_funcs
 from .conftest import SAFETY, Collect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import types
 
-from atasker import spin
+from atasker import _spin as spin
 
 from .conftest import SAFETY
 

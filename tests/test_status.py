@@ -15,8 +15,8 @@ import pytest
 
 from atasker import TASK_HIGH, TASK_LOW, TaskError, TaskSupervisor, \
     background_worker
-from atasker.cli import format_status, main
-from atasker.status import render_metrics
+from atasker._cli import format_status, main
+from atasker._status import render_metrics
 
 from .conftest import SAFETY
 

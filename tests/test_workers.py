@@ -14,7 +14,7 @@ from atasker import (TASK_HIGH, TASK_LOW, BackgroundAsyncWorker,
                      BackgroundEventWorker, BackgroundIntervalWorker,
                      BackgroundQueueWorker, BackgroundTimerWorker,
                      BackgroundWorker, TaskSupervisor, background_worker)
-from atasker.workers import next_beat
+from atasker._timed_workers import next_beat
 
 from . import mp_funcs
 from .conftest import SAFETY, assert_blocks_until

@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["LocalProxy", "g"]
-
 
 class LocalProxy(threading.local):
     """Attributes visible only to the thread that set them.

@@ -6,10 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .constants import FINAL_STATUSES, STATUS_NAMES, TT_NAMES
-from .errors import TaskError
-
-__all__ = ["TaskInfo", "SupervisorInfo", "log_failure"]
+from ._constants import FINAL_STATUSES, STATUS_NAMES, TT_NAMES
+from ._errors import TaskError
 
 logger = logging.getLogger("atasker")
 

@@ -7,8 +7,6 @@ import logging
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
-__all__ = ["Locker"]
-
 logger = logging.getLogger("atasker")
 
 F = TypeVar("F", bound=Callable[..., Any])

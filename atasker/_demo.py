@@ -6,11 +6,9 @@ import threading
 import time
 from typing import Callable, TextIO
 
-from .constants import BAND_NAMES, TASK_CRITICAL, TASK_HIGH, TASK_LOW, \
+from ._constants import BAND_NAMES, TASK_CRITICAL, TASK_HIGH, TASK_LOW, \
     TASK_NORMAL, priority_band
-from .supervisor import TaskSupervisor
-
-__all__ = ["run_demo"]
+from ._supervisor import TaskSupervisor
 
 _MIX = ((TASK_LOW, 120), (TASK_NORMAL, 120), (TASK_HIGH, 60),
         (TASK_CRITICAL, 6))
@@ -75,7 +73,7 @@ def run_demo(out: TextIO, burst: int = 20_000,
         gate.set()
         try:
             supervisor.wait_completed(holders)
-            records = supervisor._wait_records(ids, None)
+            records = supervisor._engine.registry.wait(ids, None)
         finally:
             done.set()
             watcher.join()

@@ -6,14 +6,13 @@ import asyncio
 import functools
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
-from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_MP, \
+from ._constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_MP, \
     TT_THREAD
-from .supervisor import TaskSupervisor, resolve_supervisor
-from .validation import check_callable, check_kwargs, check_task_options, \
+from ._default import resolve_supervisor
+from ._supervisor import TaskSupervisor
+from ._validation import check_callable, check_kwargs, check_task_options, \
     resolve_tt, task_name
-from .taskinfo import TaskInfo
-
-__all__ = ["background_task", "wait_completed", "co_apply", "co_mp_apply"]
+from ._taskinfo import TaskInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,14 +95,15 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
     check_task_options(priority, delay, tt, callback, error_callback,
                        timeout)
     tt = resolve_tt(f, tt)
-    target = resolve_supervisor(supervisor)
+    engine = resolve_supervisor(supervisor)._engine
     display_name = name or task_name(f)
 
     @functools.wraps(f)
     def submit(*args: Any, **kwargs: Any) -> str:
-        return target._submit(f, args, kwargs, display_name, priority,
-                              delay, callback, error_callback, timeout, None,
-                              tt, None, loop)
+        return engine.submit(
+            target=f, args=args, kwargs=kwargs, name=display_name,
+            priority=priority, delay=delay, tt=tt, callback=callback,
+            error_callback=error_callback, timeout=timeout, loop=loop)
 
     return submit
 
@@ -162,15 +162,17 @@ async def _co_run(tt: int, f: Callable[..., Any], args: Any,
     future: "asyncio.Future[None]" = loop.create_future()
     waiter = _AsyncWaiter(loop, future)
     target = resolve_supervisor(supervisor)
-    task_id = target._submit(f, tuple(args), kwargs, task_name(f), priority,
-                             delay, None, None, timeout, None, tt, waiter)
+    task_id = target._engine.submit(
+        target=f, args=tuple(args), kwargs=kwargs, name=task_name(f),
+        priority=priority, delay=delay, tt=tt, timeout=timeout,
+        waiter=waiter)
     try:
         await future
     except asyncio.CancelledError:
         target.cancel_task(task_id)     # only if it has not started
         raise
     record = waiter.record
-    assert record is not None           # set by _submit
+    assert record is not None           # set by submit()
     if record.status == TASK_STATUS_COMPLETED:
         return record.result
     raise record.exception  # type: ignore[misc]

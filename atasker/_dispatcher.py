@@ -34,10 +34,8 @@ import heapq
 from collections import deque
 from typing import Any, Optional
 
-from .constants import BAND_CRITICAL, BAND_HIGH, BAND_LOW, BAND_NORMAL, \
+from ._constants import BAND_CRITICAL, BAND_HIGH, BAND_LOW, BAND_NORMAL, \
     priority_band
-
-__all__ = ["Dispatcher"]
 
 _UNLIMITED = float("inf")
 #: a band drops the deques of a priority that empties once it has more

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["set_debug"]
-
 logger = logging.getLogger("atasker")
 
 

@@ -6,16 +6,18 @@ Each raises ``TypeError`` or ``ValueError`` with the argument's name.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional
+import threading
+import time
+from typing import Any, Callable, Optional, Union
 
-from .constants import TT_COROUTINE, TT_MP, TT_THREAD
+from ._constants import TT_COROUTINE, TT_MP, TT_THREAD
 
-__all__ = ["check_seconds", "check_priority", "check_callable",
-           "check_task_options", "check_kwargs", "resolve_tt", "task_name"]
+_INF = float("inf")
 
 
 def check_seconds(name: str, value: Optional[float]) -> None:
-    """Validate an optional non-negative number of seconds."""
+    """Validate an optional number of seconds: ``None``, a finite number
+    >= 0 that the clock can wait for, or ``inf``."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -24,6 +26,27 @@ def check_seconds(name: str, value: Optional[float]) -> None:
             f"{type(value).__name__}")
     if not value >= 0:          # also rejects NaN
         raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if value != _INF and value > threading.TIMEOUT_MAX:
+        raise ValueError(f"{name} is too large ({value!r} s); use None or "
+                         f"float('inf') for no limit")
+
+
+def timeout_arg(name: str, value: Optional[float]) -> float:
+    """*value* checked, as ``Lock.acquire(timeout=)`` takes it (``-1``: no
+    limit)."""
+    check_seconds(name, value)
+    return -1 if value is None or value == _INF else float(value)
+
+
+def deadline_of(name: str, wait: Union[bool, float]) -> Optional[float]:
+    """The monotonic deadline of a ``wait=`` argument: ``True``/``False``/
+    ``inf`` have none."""
+    if wait is None or isinstance(wait, bool):
+        return None
+    check_seconds(name, wait)
+    if wait == _INF:
+        return None
+    return time.monotonic() + wait
 
 
 def check_priority(priority: int) -> None:

@@ -1,4 +1,5 @@
-"""Process-task helpers: start methods, pickling checks, ``_task_id``."""
+"""Process-task helpers: start methods, pickling checks, ``_task_id``, a
+worker process as the parent sees it, decoding answers, killing trees."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import os
 import pickle
 from typing import Any, Callable, Optional, Union
 
-__all__ = ["resolve_context", "pickle_task", "accepts_task_id",
-           "default_mp_pool_size"]
+import psutil
+
+from ._errors import RemoteTraceback
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -103,3 +105,50 @@ def check_mp_numbers(pool_size: Optional[int],
         if max_tasks_per_child < 1:
             raise ValueError(f"max_tasks_per_child must be >= 1, got "
                              f"{max_tasks_per_child}")
+
+
+class Proc:
+    """One worker process as the parent sees it."""
+
+    __slots__ = ("process", "conn", "task", "done", "leaving", "buried")
+
+    def __init__(self, process: Any, conn: Any) -> None:
+        self.process = process
+        self.conn = conn
+        self.task: Any = None       # the record it runs, or None
+        self.done = 0               # tasks it has finished
+        self.leaving = False        # told to exit, or being killed
+        self.buried = False         # gone (read and set by the manager only)
+
+
+def decode(data: bytes) -> tuple[bool, Any]:
+    """Turn a worker's answer into an outcome ``(ok, value)``."""
+    try:
+        answer = pickle.loads(data)
+    except Exception as exc:
+        return False, TypeError(
+            f"the task's outcome could not be unpickled in the parent: "
+            f"{exc!r}")
+    if answer[0]:
+        return True, answer[1]
+    remote, text = answer[1], answer[2]
+    remote.__cause__ = RemoteTraceback(text)
+    return False, remote
+
+
+def kill_tree(pid: int) -> None:
+    """Kill process *pid* and all of its descendants, children first."""
+    try:
+        parent = psutil.Process(pid)
+        victims = parent.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for victim in reversed(victims):
+        try:
+            victim.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        parent.kill()
+    except psutil.NoSuchProcess:
+        pass

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["TaskError", "TaskTimeoutError", "WorkerLostError",
-           "RemoteTraceback"]
-
 
 class TaskError(Exception):
     """An expected failure, raised by a task on purpose.

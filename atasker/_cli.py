@@ -13,7 +13,8 @@ import time
 import urllib.request
 from typing import Any, Optional, Sequence, TextIO
 
-__all__ = ["main", "load_supervisor", "format_status"]
+from ._demo import run_demo
+from ._supervisor import TaskSupervisor, task_supervisor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +74,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "demo":
         if args.burst < 1:
             parser.error("--burst must be at least 1")
-        from .demo import run_demo
         run_demo(sys.stdout, burst=args.burst)
         return 0
     if args.command == "run":
@@ -93,7 +93,6 @@ def load_supervisor(target: str) -> Any:
         ImportError: the module cannot be imported.
         AttributeError, TypeError: *attr* is missing or not a supervisor.
     """
-    from .supervisor import TaskSupervisor, task_supervisor
     module_part, _, attr = target.partition(":")
     if module_part.endswith(".py") or os.sep in module_part:
         path = os.path.abspath(module_part)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["acquire_contended", "SPINS"]
-
 #: GIL yields before a worker blocks on a held supervisor lock
 SPINS = 16
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, Optional, cast
 
-from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED
-from .supervisor import TaskSupervisor, resolve_supervisor
-from .validation import check_callable, check_priority
-
-__all__ = ["FunctionCollection", "TaskCollection"]
+from ._constants import TASK_NORMAL, TASK_STATUS_COMPLETED
+from ._default import resolve_supervisor
+from ._supervisor import TaskSupervisor
+from ._validation import check_callable, check_priority
 
 
 def _key(f: Callable[..., Any]) -> str:
@@ -140,7 +139,7 @@ class TaskCollection(FunctionCollection):
         functions = [(f, p) for p, _, f in sorted(self._functions,
                                                   key=lambda e: e[:2])]
         ids = [supervisor.put_task(f, priority=p) for f, p in functions]
-        records = supervisor._wait_records(ids, None)
+        records = supervisor._engine.registry.wait(ids, None)
         results: dict = {}
         all_ok = True
         failures: list[BaseException] = []

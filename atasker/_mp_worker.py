@@ -16,8 +16,6 @@ import threading
 import traceback
 from typing import Any
 
-__all__ = ["worker_main"]
-
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 

@@ -27,18 +27,18 @@ import functools
 import inspect
 import itertools
 import logging
-import os
 import select
 import signal
 import threading
 import time
 from typing import Any, Callable, Optional
 
-from .constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_THREAD
-from .validation import check_callable, check_kwargs, check_priority, \
+from ._constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_THREAD
+from ._engine import Engine
+from ._wakeup import WakePipe
+from ._workers import BackgroundIntervalWorker, background_worker
+from ._validation import check_callable, check_kwargs, check_priority, \
     check_seconds, check_task_options, task_name
-
-__all__ = ["AppMixin"]
 
 logger = logging.getLogger("atasker")
 
@@ -47,9 +47,9 @@ EXIT_OK, EXIT_INIT_FAILED, EXIT_FORCED = 0, 1, 130
 
 
 class _Wake:
-    """What ``run()`` blocks on: two non-blocking pipes.
+    """What ``run()`` blocks on: two wake-up pipes.
 
-    ``poke()`` (from any thread, also under the supervisor's lock) writes to
+    ``poke()`` (from any thread, also under the engine's lock) writes to
     one.  The other is the interpreter's signal wake-up fd while signals
     are handled: the C-level handler writes the signal number there, from
     whichever thread the signal interrupted, so ``wait()`` wakes up and
@@ -59,47 +59,34 @@ class _Wake:
 
     def __init__(self) -> None:
         self.signals: list[int] = []
-        self._r, self._w = self._pipe()
-        self._sig_r, self._sig_w = self._pipe()
+        self._pokes = WakePipe()
+        self._signals = WakePipe()
+        self.poke = self._pokes.poke
         self._previous_fd = -1          # no wake-up fd before ours
         self._previous_handlers: dict = {}
         self._handled: frozenset = frozenset()
-
-    @staticmethod
-    def _pipe() -> tuple[int, int]:
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        os.set_blocking(w, False)
-        return r, w
 
     def handle_signals(self, signums: tuple) -> None:
         """Catch *signums* (main thread only) until :meth:`close`."""
         self._handled = frozenset(signums)
         self._previous_fd = signal.set_wakeup_fd(
-            self._sig_w, warn_on_full_buffer=False)
+            self._signals.write_fileno(), warn_on_full_buffer=False)
         for signum in signums:
             # the wake-up fd does the work; the handler only keeps the
             # default action (exit) from happening
             self._previous_handlers[signum] = signal.signal(signum,
                                                             _ignore_signal)
 
-    def poke(self, *_: Any) -> None:
-        try:
-            os.write(self._w, b"x")
-        except OSError:     # full (a wake-up is due anyway) or closed
-            pass
-
     def wait(self, timeout: Optional[float]) -> None:
         """Return after a poke or signal (consumed) or *timeout* seconds."""
-        ready, _, _ = select.select([self._r, self._sig_r], [], [], timeout)
-        for fd in ready:
-            try:
-                data = os.read(fd, 4096)
-            except BlockingIOError:
-                continue
-            if fd == self._sig_r:
-                # other signals with Python handlers are written here too
-                self.signals.extend(n for n in data if n in self._handled)
+        ready, _, _ = select.select(
+            [self._pokes.fileno(), self._signals.fileno()], [], [], timeout)
+        if self._pokes.fileno() in ready:
+            self._pokes.drain()
+        if self._signals.fileno() in ready:
+            # other signals with Python handlers are written here too
+            self.signals.extend(n for n in self._signals.drain()
+                                if n in self._handled)
 
     def close(self) -> None:
         """Restore signal handling; close the pipes."""
@@ -107,8 +94,8 @@ class _Wake:
             for signum, handler in self._previous_handlers.items():
                 signal.signal(signum, handler)
             signal.set_wakeup_fd(self._previous_fd)
-        for fd in (self._r, self._w, self._sig_r, self._sig_w):
-            os.close(fd)
+        self._pokes.close()
+        self._signals.close()
 
 
 def _ignore_signal(signum: int, frame: Any) -> None:
@@ -116,28 +103,19 @@ def _ignore_signal(signum: int, frame: Any) -> None:
     numbers arrive through the wake-up fd."""
 
 
-class AppMixin:
-    """Declarations and ``run()`` of :class:`~atasker.TaskSupervisor`.
+class App:
+    """The declared app of one supervisor and its ``run()``.
 
-    The declaration lists are guarded by ``_app_lock`` (taken alone, never
-    with the supervisor's lock).
+    A client of the supervisor (``start``/``stop``/``put_task``...) and of
+    its engine (``on_quiet``, ``quiet()``, ``cancel_pending()``).  The
+    declaration lists and ``_app_running`` are guarded by ``_app_lock``
+    (taken alone, never with the engine's lock).
     """
 
-    # provided by TaskSupervisor
-    id: str
-    _lock: threading.Lock
-    _on_quiet: Optional[Callable[[], None]]
-    _unfinished: int
-    _schedulers: list
-    _mp_pool: Any
-    start: Callable[[], None]
-    stop: Callable[..., None]
-    put_task: Callable[..., str]
-    get_task_info: Callable[[str], Any]
-    cancel_task: Callable[[str], bool]
-    _cancel_pending: Callable[[], int]
-
-    def _init_app(self) -> None:
+    def __init__(self, supervisor: Any, engine: Engine) -> None:
+        self._supervisor = supervisor
+        self._engine = engine
+        self.id = engine.id
         # serialises declarations and run()
         self._app_lock = threading.Lock()
         self._init_tasks: list[tuple[int, int, Callable[..., Any], str,
@@ -214,11 +192,10 @@ class AppMixin:
         check_seconds("interval", interval)
         if not interval:
             raise ValueError("interval must be > 0")
-        from .workers import BackgroundIntervalWorker
         worker = BackgroundIntervalWorker(
             name or task_name(f), _without_worker_kwargs(f),
             interval=interval, delay_before=None if on_start else interval,
-            priority=priority, supervisor=self)
+            priority=priority, supervisor=self._supervisor)
         with self._app_lock:
             self._app_workers.append(worker)
         return worker
@@ -232,8 +209,7 @@ class AppMixin:
         if "supervisor" in options:
             raise TypeError("worker() makes workers of this supervisor; "
                             "do not pass supervisor=")
-        from .workers import background_worker
-        made = background_worker(f, supervisor=self, **options)
+        made = background_worker(f, supervisor=self._supervisor, **options)
         with self._app_lock:
             self._app_workers.append(made)
         return made
@@ -280,21 +256,21 @@ class AppMixin:
                 threading.current_thread() is threading.main_thread():
             wake.handle_signals((signal.SIGINT, signal.SIGTERM))
         try:
-            self.start()
+            self._supervisor.start()
             if not self._run_init_tasks(init_tasks, wake, signals):
-                self.stop(wait=True, cancel_tasks=True)
+                self._supervisor.stop(wait=True, cancel_tasks=True)
                 return EXIT_INIT_FAILED
-            with self._lock:
-                self._on_quiet = wake.poke
+            with self._engine.lock:
+                self._engine.on_quiet = wake.poke
             try:
                 for made in workers:
                     made.start()
                 for f, options in app_tasks:
-                    self.put_task(f, **options)
+                    self._supervisor.put_task(f, **options)
             except BaseException:
                 logger.exception("app %s: starting its work failed; "
                                  "stopping", self.id)
-                self.stop(wait=True, cancel_tasks=True)
+                self._supervisor.stop(wait=True, cancel_tasks=True)
                 raise
             logger.info("app %s started: %d task(s), %d timer(s)/worker(s)",
                         self.id, len(app_tasks), len(workers))
@@ -304,8 +280,8 @@ class AppMixin:
                         self.id, reason)
             return self._drain(wake, signals)
         finally:
-            with self._lock:
-                self._on_quiet = None
+            with self._engine.lock:
+                self._engine.on_quiet = None
             wake.close()
             with self._app_lock:
                 self._app_running = False
@@ -313,13 +289,13 @@ class AppMixin:
     def _run_init_tasks(self, init_tasks: list, wake: _Wake,
                         signals: list) -> bool:
         for priority, _, f, name, timeout in init_tasks:
-            task_id = self.put_task(f, priority=priority, name=name,
+            task_id = self._supervisor.put_task(f, priority=priority, name=name,
                                     timeout=timeout, callback=wake.poke,
                                     error_callback=wake.poke)
-            info = self.get_task_info(task_id)
+            info = self._supervisor.get_task_info(task_id)
             while not info.done:
                 if signals:
-                    self.cancel_task(task_id)
+                    self._supervisor.cancel_task(task_id)
                     logger.error("app %s: interrupted by signal %d during "
                                  "init task %s; not starting", self.id,
                                  signals[0], name)
@@ -332,18 +308,14 @@ class AppMixin:
                 return False
         return True
 
-    def _quiet(self) -> bool:
-        with self._lock:
-            return not self._unfinished and not self._schedulers
-
     def _wait_for_end(self, wake: _Wake, signals: list,
                       until_complete: bool, deadline: Optional[float]) -> str:
         while True:
             if signals:
                 return f"signal {signal.Signals(signals[0]).name}"
-            if not self.is_active:  # type: ignore[attr-defined]
+            if not self._supervisor.is_active:
                 return "stopped"
-            if until_complete and self._quiet():
+            if until_complete and self._engine.quiet():
                 return "all work done"
             timeout = None
             if deadline is not None:
@@ -358,7 +330,7 @@ class AppMixin:
 
         def drain() -> None:
             try:
-                self.stop(wait=True)
+                self._supervisor.stop(wait=True)
             except BaseException as exc:  # reported by run()
                 failure.append(exc)
             finally:
@@ -387,11 +359,8 @@ class AppMixin:
         return EXIT_OK
 
     def _abandon_queued(self) -> None:
-        canceled = self._cancel_pending()
-        with self._lock:
-            mp_pool = self._mp_pool
-        if mp_pool is not None:
-            mp_pool.terminate()
+        canceled = self._engine.cancel_pending()
+        self._engine.processes.abandon()
         logger.warning("app %s: second signal: canceled %d queued task(s) "
                        "and killed running process tasks; waiting for "
                        "running thread tasks", self.id, canceled)

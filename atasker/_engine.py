@@ -1,0 +1,509 @@
+"""The engine: one lock, the task registry, the state machine of every task,
+hooks, timers, and the pools that run tasks.
+
+Everything that submits work -- ``background_task``, ``put_task``,
+``co_apply``/``co_mp_apply``, workers, collections, the app runner -- goes
+through :meth:`Engine.submit`.  Pools report back through the
+:class:`~atasker._pool.Owner` protocol (``start_locked``,
+``finish_locked``, ``after``, ``run_task``, ``emit_started``).
+
+State
+-----
+``Engine.lock`` (one ``threading.Lock``) guards ``state``, ``schedulers``,
+``on_quiet``, ``started_at``, ``gave_up``, the registry (see
+``_registry``), every pool's queue and bookkeeping, and every
+``TaskInfo``'s fields while the task is not final.  ``_all_done`` is a
+condition on it, notified when the last unfinished task of a stopping
+engine ends.  ``Timers`` and each ``ALoop`` have locks of their own, taken
+after (never before) the engine's.  ``state`` is also read without the lock
+on the submit fast path: a stale read only sends the caller to the locked
+check.
+
+Task status moves only here, one method per transition:
+:meth:`_enqueue_locked` (new/delayed → queued), :meth:`start_locked`
+(queued → started) and :meth:`finish_locked` / :meth:`_cancel_locked` (→
+completed | failed | canceled).  User code -- the task, callbacks, hooks,
+alarm functions -- runs only without the lock, and whatever it raises is
+delivered or logged: it never ends a thread of ours.
+
+Nothing here references the public :class:`TaskSupervisor`: it holds the
+engine, never the other way round, so a dropped supervisor is collected
+and its finalizer stops the engine (see ``_supervisor``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from concurrent.futures import CancelledError
+from typing import Any, Callable, Optional, Union
+
+from ._constants import (SUPERVISOR_NEW, SUPERVISOR_RUNNING,
+                         SUPERVISOR_STOPPED, SUPERVISOR_STOPPING,
+                         TASK_NORMAL, TASK_STATUS_CANCELED,
+                         TASK_STATUS_COMPLETED,
+                         TASK_STATUS_DELAYED, TASK_STATUS_FAILED,
+                         TASK_STATUS_QUEUED, TASK_STATUS_STARTED,
+                         TT_COROUTINE, TT_MP, TT_THREAD)
+from ._coroutines import Aloops
+from ._dispatcher import Dispatcher
+from ._errors import TaskTimeoutError
+from ._hooks import Hooks
+from ._pool import Outcome, Pool
+from ._process_pool import ProcessPool
+from ._registry import Registry
+from ._taskinfo import TaskInfo, log_failure
+from ._thread_pool import ThreadPool
+from ._timers import Timers
+from ._validation import deadline_of
+
+logger = logging.getLogger("atasker")
+
+_NEW, _RUNNING, _STOPPING, _STOPPED = (
+    SUPERVISOR_NEW, SUPERVISOR_RUNNING, SUPERVISOR_STOPPING,
+    SUPERVISOR_STOPPED)
+
+#: every engine that may own threads: drained at interpreter exit, reset
+#: in a forked child
+_live: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+class Engine:
+    """The working part of a :class:`~atasker.TaskSupervisor`."""
+
+    def __init__(self, engine_id: str, pool_size: int, reserve_normal: int,
+                 reserve_high: int,
+                 task_context: Optional[Callable[[], Any]]) -> None:
+        self.id = engine_id
+        self.task_context = task_context
+        self.lock = threading.Lock()
+        self._all_done = threading.Condition(self.lock)
+        self.stopped_event = threading.Event()
+        self.state = _NEW
+        self.started_at: Optional[float] = None
+        #: a bounded stop gave up on running tasks: exit does not wait again
+        self.gave_up = False
+        #: called (lock held, must not block) when the engine may have
+        #: become idle or stopped (the app runner's wake-up)
+        self.on_quiet: Optional[Callable[[], None]] = None
+        self.schedulers: list[Any] = []
+        self.registry = Registry(self.lock, f"{engine_id}-")
+        self.hooks = Hooks()
+        self.timers = Timers(f"atasker_{engine_id}")
+        self.idle_thread_timeout = 60.0
+        self.timeout_warning: Optional[float] = None
+        self.timeout_warning_func: Optional[Callable[[TaskInfo], Any]] = None
+        self.timeout_critical: Optional[float] = None
+        self.timeout_critical_func: Optional[Callable[[TaskInfo], Any]] = None
+        self.threads = ThreadPool(
+            self, Dispatcher(pool_size, reserve_normal, reserve_high),
+            name=f"atasker_{engine_id}")
+        self.processes = ProcessPool(self, name=f"atasker_{engine_id}_mp")
+        self.aloops = Aloops(self)
+        self._pools: dict[int, Pool] = {
+            TT_THREAD: self.threads, TT_MP: self.processes,
+            TT_COROUTINE: self.aloops}
+
+    # ------------------------------------------------------------------
+    # lifecycle
+    # ------------------------------------------------------------------
+    def start(self) -> None:
+        """Accept tasks (again)."""
+        with self.lock:
+            if self.state == _RUNNING:
+                return
+            self.state = _RUNNING
+            self.started_at = time.monotonic()
+            self.gave_up = False
+            for pool in self._pools.values():
+                pool.restart_locked()
+            self.timers.open()
+            self.stopped_event.clear()
+            _live.add(self)
+        logger.debug("supervisor %s started", self.id)
+
+    def ensure_running(self) -> None:
+        """Start a new engine on first use; ``RuntimeError`` if stopped."""
+        if self.state == _NEW:
+            self.start()
+        if self.state != _RUNNING:
+            raise self.stopped_error()
+
+    def stopped_error(self) -> RuntimeError:
+        return RuntimeError(f"supervisor {self.id} is stopped: it accepts "
+                            f"no tasks until start() is called")
+
+    def owns_current_thread(self) -> bool:
+        """Whether the calling thread is one of this engine's."""
+        thread = threading.current_thread()
+        return self.timers.owns(thread) or any(
+            pool.owns(thread) for pool in self._pools.values())
+
+    def owns_threads(self) -> bool:
+        """Whether stopping the engine may end any thread (a cheap, lock-free
+        guess that errs on the side of yes)."""
+        return not (self.state == _STOPPED and not self.registry.unfinished
+                    ) and not (self.state == _NEW
+                               and not self.aloops.mapping_locked())
+
+    def stop(self, wait: Union[bool, float] = True,
+             stop_schedulers: bool = True, cancel_tasks: bool = False
+             ) -> None:
+        """See :meth:`TaskSupervisor.stop`: every part is stopped against
+        one monotonic deadline."""
+        deadline = deadline_of("wait", wait)
+        if wait is not False and self.owns_current_thread():
+            raise RuntimeError(
+                "stop() cannot wait from inside a task or callback of the "
+                "same supervisor; call stop(wait=False)")
+        with self.lock:
+            if self.state in (_RUNNING, _NEW):
+                self.state = _STOPPING
+            schedulers = list(self.schedulers) if stop_schedulers else []
+            self._notify_quiet_locked()
+        for scheduler in schedulers:
+            try:
+                scheduler.stop(wait=False)  # their runs are waited below
+            except Exception:
+                logger.exception("supervisor %s: stopping %r failed",
+                                 self.id, scheduler)
+        if cancel_tasks:
+            self.cancel_pending()
+        gave_up = wait is not False and not self._wait_all_done(deadline)
+        if gave_up:
+            self._give_up(wait)
+        self.aloops.stop_all(gave_up, deadline, wait=wait is not False)
+        with self.lock:
+            self.state = _STOPPED
+            self.gave_up = gave_up
+            self.threads.shutdown_locked()
+            timer_thread = None
+            if not self.registry.unfinished:
+                # otherwise the last task to end does this
+                timer_thread = self._wind_down_locked()
+        self.stopped_event.set()
+        if wait is not False:
+            self.threads.join(deadline)
+            self.processes.join(deadline)
+            if timer_thread is not None and \
+                    timer_thread is not threading.current_thread():
+                timer_thread.join(None if deadline is None else
+                                  max(0.0, deadline - time.monotonic()))
+        logger.debug("supervisor %s stopped", self.id)
+
+    def _wait_all_done(self, deadline: Optional[float]) -> bool:
+        with self._all_done:
+            while self.registry.unfinished:
+                if deadline is None:
+                    self._all_done.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._all_done.wait(left)
+        return True
+
+    def _give_up(self, wait: Any) -> None:
+        """A bounded stop ran out: cancel what waits, end what can be
+        ended, and say which thread tasks are left running."""
+        canceled = self.cancel_pending()
+        for pool in self._pools.values():
+            pool.abandon()
+        with self.lock:
+            left = [r for r in self.registry.unfinished_locked()
+                    if r.tt == TT_THREAD]
+        logger.warning(
+            "supervisor %s: stop(wait=%s) timed out; canceled %d waiting "
+            "tasks, killed running process tasks, canceled coroutine "
+            "tasks; %d thread task(s) go on in their threads: %s",
+            self.id, wait, canceled, len(left),
+            ", ".join(f"{r.id} ({r.name})" for r in left[:10]) or "none")
+
+    def _wind_down_locked(self) -> Optional[threading.Thread]:
+        """Stopped and nothing left to do: let timers and processes go.
+        Returns the timer thread, for joining."""
+        self.processes.shutdown_locked()
+        return self.timers.close()
+
+    def _notify_quiet_locked(self) -> None:
+        if self.on_quiet is not None:
+            self.on_quiet()
+
+    def quiet(self) -> bool:
+        """No unfinished task and no registered worker."""
+        with self.lock:
+            return not self.registry.unfinished and not self.schedulers
+
+    def register_scheduler(self, scheduler: Any) -> None:
+        with self.lock:
+            if scheduler not in self.schedulers:
+                self.schedulers.append(scheduler)
+
+    def unregister_scheduler(self, scheduler: Any) -> None:
+        with self.lock:
+            if scheduler in self.schedulers:
+                self.schedulers.remove(scheduler)
+                if not self.schedulers:
+                    self._notify_quiet_locked()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: no thread of ours exists there; the parent's
+        unfinished tasks stay the parent's.  Start afresh."""
+        reinit = getattr(self.lock, "_at_fork_reinit", None)
+        if reinit is not None:
+            reinit()        # the same object: the pools share it
+        self._all_done = threading.Condition(self.lock)
+        self.registry.forget_unfinished_locked()
+        for pool in self._pools.values():
+            pool.reset_after_fork()
+        self.timers.reset_after_fork()
+
+    # ------------------------------------------------------------------
+    # submitting
+    # ------------------------------------------------------------------
+    def submit(self, *, target: Callable[..., Any], args: tuple = (),
+               kwargs: Optional[dict] = None, name: str,
+               priority: int = TASK_NORMAL, delay: Optional[float] = None,
+               tt: int = TT_THREAD,
+               callback: Optional[Callable[[Any], Any]] = None,
+               error_callback: Optional[Callable[[BaseException], Any]]
+               = None,
+               timeout: Optional[float] = None,
+               task_id: Optional[str] = None, waiter: Any = None,
+               loop: Any = None) -> str:
+        """Accept a validated task; return its id (the hot path).
+
+        *waiter*, if given, is registered on the task before it can end
+        (``count`` 1, ``release()``) and gets the record as
+        ``waiter.record``.  Raises ``RuntimeError`` when stopped, and what
+        the pool's ``prepare`` raises for bad input.
+        """
+        if self.state != _RUNNING:
+            self.ensure_running()
+        if task_id is None:
+            task_id = self.registry.new_id()
+        pool = self._pools[tt]
+        payload, run_kwargs, runner = pool.prepare(
+            target, args, kwargs or {}, task_id, loop)
+        record = TaskInfo(task_id, target, tt, priority, name,
+                          TASK_STATUS_QUEUED, payload, run_kwargs, callback,
+                          error_callback, timeout, time.time())
+        record._runner = runner
+        if waiter is not None:
+            record._waiters = [waiter]
+            waiter.record = record
+        actions = None
+        with self.lock:
+            if self.state != _RUNNING:
+                raise self.stopped_error()
+            if task_id in self.registry.tasks:
+                raise ValueError(f"task_id {task_id!r} is already in use")
+            if delay:
+                record.status = TASK_STATUS_DELAYED
+                record._timer = self.timers.schedule(delay, self._on_delay,
+                                                     record)
+            else:
+                actions = self._enqueue_locked(record, pool)
+            self.registry.add_locked(record)
+        if actions is not None:
+            pool.launch(actions)
+        return task_id
+
+    # ------------------------------------------------------------------
+    # transitions (lock held) and the Owner protocol
+    # ------------------------------------------------------------------
+    def _enqueue_locked(self, record: TaskInfo, pool: Pool) -> Any:
+        record.status = TASK_STATUS_QUEUED
+        actions = pool.push_locked(record)
+        warn, crit = self.timeout_warning, self.timeout_critical
+        if warn is not None:
+            self.timers.schedule(warn, self._on_queue_alarm, record, False)
+        if crit is not None:
+            self.timers.schedule(crit, self._on_queue_alarm, record, True)
+        return actions
+
+    def start_locked(self, record: TaskInfo) -> None:
+        record.time_started = time.time()
+        record.status = TASK_STATUS_STARTED
+        if record._timeout is not None:
+            record._timer = self.timers.schedule(
+                record._timeout, self._on_timeout, record)
+
+    def finish_locked(self, record: TaskInfo, outcome: Outcome) -> bool:
+        if record.status != TASK_STATUS_STARTED:
+            return False        # already failed by timeout, or marked
+        ok, value = outcome
+        if ok:
+            self._finalize_locked(record, TASK_STATUS_COMPLETED, value, None)
+        else:
+            self._finalize_locked(record, TASK_STATUS_FAILED, None, value)
+        return True
+
+    def _finalize_locked(self, record: TaskInfo, status: int, result: Any,
+                         exception: Optional[BaseException]) -> None:
+        if self.registry.finalize_locked(record, status, result, exception):
+            self._notify_quiet_locked()
+            if self.state != _RUNNING:
+                self._all_done.notify_all()
+                if self.state == _STOPPED:
+                    self._wind_down_locked()
+
+    def _cancel_locked(self, record: TaskInfo) -> None:
+        if record.status == TASK_STATUS_QUEUED:
+            self._pools[record.tt].remove_locked(record)
+        self._finalize_locked(record, TASK_STATUS_CANCELED,
+                              None, CancelledError(f"task {record.id} "
+                                                   f"canceled"))
+
+    def run_task(self, record: TaskInfo) -> Outcome:
+        self.emit_started(record)
+        try:
+            # _args/_kwargs are set until the task ends
+            if self.task_context is None:
+                return True, record.task(
+                    *record._args, **record._kwargs)  # type: ignore[arg-type]
+            with self.task_context():
+                return True, record.task(
+                    *record._args, **record._kwargs)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: B036 -- delivered to its owner
+            log_failure(record, exc)
+            return False, exc
+
+    def emit_started(self, record: TaskInfo) -> None:
+        if self.hooks:
+            self.hooks.emit("task_started", record)
+
+    def after(self, record: TaskInfo) -> None:
+        """Run the callback of an ended task and its final hooks (no lock
+        held); whatever they raise is logged."""
+        if record.status == TASK_STATUS_COMPLETED:
+            callback, argument = record._callback, record.result
+        else:
+            callback, argument = record._error_callback, record.exception
+        record._callback = record._error_callback = None
+        if callback is not None:
+            try:
+                callback(argument)
+            except BaseException:  # noqa: B036 -- user code; we go on
+                logger.exception("callback %r of task %s (%s) raised",
+                                 callback, record.id, record.name)
+        if self.hooks:
+            self.hooks.emit_final(record)
+
+    # ------------------------------------------------------------------
+    # timer callbacks (timer thread, no lock held on entry)
+    # ------------------------------------------------------------------
+    def _on_delay(self, record: TaskInfo) -> None:
+        pool = self._pools[record.tt]
+        with self.lock:
+            if record.status != TASK_STATUS_DELAYED:
+                return
+            record._timer = None
+            actions = self._enqueue_locked(record, pool)
+        if actions is not None:
+            pool.launch(actions)
+
+    def _on_timeout(self, record: TaskInfo) -> None:
+        with self.lock:
+            if record.status != TASK_STATUS_STARTED:
+                return
+            record._timer = None
+            self._finalize_locked(
+                record, TASK_STATUS_FAILED, None,
+                TaskTimeoutError(record.id, float(record._timeout or 0)))
+        if not self._pools[record.tt].kill(record):
+            logger.warning(
+                "task %s (%s) timed out after %g s; its thread cannot be "
+                "killed and keeps its pool slot until the function returns",
+                record.id, record.name, record._timeout)
+        self.after(record)
+
+    def _on_queue_alarm(self, record: TaskInfo, critical: bool) -> None:
+        with self.lock:
+            if record.status != TASK_STATUS_QUEUED:
+                return
+            waited = time.time() - record.time_queued
+        if critical:
+            func = self.timeout_critical_func
+            logger.critical("task %s (%s) has waited %.3f s in the queue",
+                            record.id, record.name, waited)
+        else:
+            func = self.timeout_warning_func
+            logger.warning("task %s (%s) has waited %.3f s in the queue",
+                           record.id, record.name, waited)
+        if func is not None:
+            try:
+                func(record)
+            except BaseException:  # noqa: B036 -- user code; we go on
+                logger.exception("queue-wait alarm function %r raised", func)
+
+    # ------------------------------------------------------------------
+    # canceling, marking
+    # ------------------------------------------------------------------
+    def cancel(self, task_id: str) -> bool:
+        """Cancel a queued or delayed task; False if it is not waiting."""
+        with self.lock:
+            record = self.registry.tasks.get(task_id)
+            if record is None or record.status not in (TASK_STATUS_QUEUED,
+                                                       TASK_STATUS_DELAYED):
+                return False
+            self._cancel_locked(record)
+        self.after(record)
+        return True
+
+    def cancel_pending(self) -> int:
+        """Cancel every queued and delayed task; return how many."""
+        with self.lock:
+            canceled = [record for pool in self._pools.values()
+                        for record in pool.drain_locked()]
+            canceled.extend(r for r in self.registry.unfinished_locked()
+                            if r.status == TASK_STATUS_DELAYED)
+            for record in canceled:
+                self._cancel_locked(record)
+        for record in canceled:
+            self.after(record)
+        return len(canceled)
+
+    def mark_completed(self, task_id: str) -> bool:
+        """Compatibility: a running task counts as completed now."""
+        with self.lock:
+            record = self.registry.tasks.get(task_id)
+            if record is None:
+                raise KeyError(f"unknown task id {task_id!r}")
+            if record.status != TASK_STATUS_STARTED:
+                return False
+            self._finalize_locked(record, TASK_STATUS_COMPLETED, None, None)
+        self.after(record)
+        return True
+
+
+def _stop_all_at_exit() -> None:
+    for engine in list(_live):
+        try:
+            # a bounded stop that gave up was the user's decision: exit
+            # does not wait again for what it abandoned
+            engine.stop(wait=not engine.gave_up)
+        except Exception:
+            logger.exception("stopping supervisor %s at exit failed",
+                             engine.id)
+
+
+def _reset_all_after_fork() -> None:
+    for engine in list(_live):
+        engine.reset_after_fork()
+
+
+# Run before the interpreter joins threads, as concurrent.futures does, so
+# queued work still drains and pool threads may still be started; fall
+# back to atexit where that hook does not exist.
+_register_atexit = getattr(threading, "_register_atexit", None)
+if _register_atexit is not None:
+    _register_atexit(_stop_all_at_exit)
+else:  # pragma: no cover
+    import atexit
+    atexit.register(_stop_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_after_fork)

@@ -1,0 +1,167 @@
+"""The task registry: id → :class:`TaskInfo`, bounded history, totals and
+the waiters of ``wait_completed``.
+
+State
+-----
+Every attribute is guarded by the engine's lock (passed in as ``lock``).
+Invariants: ``unfinished`` equals the number of registered records whose
+status is not final; a record's ``_waiters`` holds the waiters not yet
+released for it, and a waiter is released exactly once, by the transition
+that ends the last of its tasks.  The history keeps the last
+``keep_finished`` finished records visible by id; older ones are
+forgotten (dropped from ``tasks``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Any, Iterable, Optional
+
+from ._constants import (FINAL_STATUSES, TASK_STATUS_CANCELED,
+                         TASK_STATUS_COMPLETED, TASK_STATUS_FAILED,
+                         TT_COROUTINE, TT_MP, TT_THREAD)
+from ._taskinfo import TaskInfo
+from ._validation import timeout_arg
+
+#: index in ``Registry.totals`` lists, by final status
+_TOTAL_INDEX = {TASK_STATUS_COMPLETED: 0, TASK_STATUS_FAILED: 1,
+                TASK_STATUS_CANCELED: 2}
+
+
+class _Waiter:
+    """One ``wait_completed`` call: released when ``count`` tasks ended.
+
+    ``release()`` is called once, under the engine's lock, by the
+    transition that ends the last of the tasks.
+    """
+
+    __slots__ = ("count", "lock", "release")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.release = self.lock.release
+
+
+class Registry:
+    """Records by id, the finished history and the per-type totals."""
+
+    def __init__(self, lock: threading.Lock, id_prefix: str) -> None:
+        self._lock = lock
+        self.tasks: dict[str, TaskInfo] = {}
+        self._finished: list[TaskInfo] = []
+        self._finished_head = 0
+        self.unfinished = 0
+        #: tasks that reached a final status: tt -> [completed, failed,
+        #: canceled]
+        self.totals = {TT_THREAD: [0, 0, 0], TT_MP: [0, 0, 0],
+                       TT_COROUTINE: [0, 0, 0]}
+        self.keep_finished = 10_000
+        self._id_prefix = id_prefix
+        self._ids = itertools.count(1)      # next() is atomic
+
+    def new_id(self) -> str:
+        """A fresh task id (thread-safe without the lock)."""
+        return f"{self._id_prefix}{next(self._ids)}"
+
+    def add_locked(self, record: TaskInfo) -> None:
+        """Register *record* (its id is not in use: the caller checked)."""
+        self.tasks[record.id] = record
+        self.unfinished += 1
+
+    def finalize_locked(self, record: TaskInfo, status: int, result: Any,
+                        exception: Optional[BaseException]) -> bool:
+        """Give *record* its final status; wake its waiters.  Returns True
+        when no unfinished task is left."""
+        # every field before the status: a reader without the lock who sees
+        # the final status also sees the result
+        record.result = result
+        record.exception = exception
+        record.time_completed = time.time()
+        record._args = record._kwargs = None
+        record.status = status
+        self.totals[record.tt][_TOTAL_INDEX[status]] += 1
+        timer = record._timer
+        if timer is not None:
+            timer.cancel()
+            record._timer = None
+        waiters = record._waiters
+        if waiters is not None:
+            record._waiters = None
+            for waiter in waiters:
+                waiter.count -= 1
+                if not waiter.count:
+                    waiter.release()
+        self._remember_locked(record)
+        self.unfinished -= 1
+        return not self.unfinished
+
+    def _remember_locked(self, record: TaskInfo) -> None:
+        """Keep *record* in the bounded history; forget the oldest."""
+        finished = self._finished
+        finished.append(record)
+        excess = len(finished) - self._finished_head - self.keep_finished
+        if excess > 0:
+            tasks = self.tasks
+            head = self._finished_head
+            for old in finished[head:head + excess]:
+                if tasks.get(old.id) is old:
+                    del tasks[old.id]
+            head += excess
+            # compact once the dead prefix is as long as the live part
+            if head >= len(finished) - head:
+                del finished[:head]
+                head = 0
+            self._finished_head = head
+
+    def unfinished_locked(self) -> list[TaskInfo]:
+        return [record for record in self.tasks.values()
+                if record.status not in FINAL_STATUSES]
+
+    def wait(self, ids: Iterable[str], timeout: Optional[float]
+             ) -> list[TaskInfo]:
+        """Wait until the tasks *ids* have ended; return their records.
+
+        Raises ``KeyError`` for an unknown id and ``TimeoutError`` when
+        *timeout* seconds pass first.
+        """
+        limit = timeout_arg("timeout", timeout)
+        ids = list(ids)
+        with self._lock:
+            records = []
+            for task_id in ids:
+                record = self.tasks.get(task_id)
+                if record is None:
+                    raise KeyError(f"unknown task id {task_id!r} (never "
+                                   f"submitted here, or already forgotten)")
+                records.append(record)
+            pending = [r for r in records if r.status not in FINAL_STATUSES]
+            waiter = None
+            if pending:
+                waiter = _Waiter(len(pending))
+                for record in pending:
+                    if record._waiters is None:
+                        record._waiters = [waiter]
+                    else:
+                        record._waiters.append(waiter)
+        if waiter is not None and not waiter.lock.acquire(timeout=limit):
+            with self._lock:
+                if waiter.count:
+                    for record in pending:
+                        if record._waiters and waiter in record._waiters:
+                            record._waiters.remove(waiter)
+                    raise TimeoutError(
+                        f"{waiter.count} of {len(ids)} tasks did not end "
+                        f"within {timeout:g} s")
+        return records
+
+    def forget_unfinished_locked(self) -> None:
+        """In a forked child: the parent's unfinished tasks run there, not
+        here; forget them so that nothing waits for them."""
+        for record in self.unfinished_locked():
+            del self.tasks[record.id]
+            record._waiters = None
+        self.unfinished = 0

@@ -1,0 +1,200 @@
+"""Reusable worker threads fed by the dispatcher.
+
+A finishing worker takes its next task itself: in one acquisition of the
+engine's lock it records the outcome, frees its slot and pops the next
+startable task (:meth:`SlotPool.end_locked`).  Only when nothing may start
+does it park on its own wake lock, on a LIFO stack of idle workers; a
+submission then hands the task to the most recently parked worker
+directly.  Workers that stay idle for ``owner.idle_thread_timeout`` seconds
+exit, so the pool shrinks back after a burst.  Nothing polls.
+
+State
+-----
+Guarded by the engine's lock: ``_idle`` (parked workers, LIFO),
+``_threads`` (every live worker thread), ``_shutdown``, and each
+``_Worker.task``.  Invariant: a worker is in ``_idle`` iff it is parked
+with ``task is None``; after any locked operation either the dispatcher has
+nothing startable or it has been handed to workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Any, Optional
+
+from ._constants import TT_THREAD
+from ._dispatcher import Dispatcher
+from ._pool import Owner, SlotPool
+from ._spin import acquire_contended
+from ._taskinfo import TaskInfo
+
+
+class _Worker:
+    __slots__ = ("wake", "task", "thread")
+
+    def __init__(self) -> None:
+        # Held while the worker is busy or idle; a hand-off stores the task
+        # in ``task`` and releases it (under the engine's lock).
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        self.task: Optional[TaskInfo] = None
+        self.thread: Optional[threading.Thread] = None
+
+
+class ThreadPool(SlotPool):
+    """The thread pool of one engine (``TT_THREAD`` tasks)."""
+
+    tt = TT_THREAD
+
+    def __init__(self, owner: Owner, dispatcher: Dispatcher,
+                 name: str) -> None:
+        super().__init__(owner, dispatcher)
+        self._name = name
+        self._idle: list[_Worker] = []
+        self._threads: set[threading.Thread] = set()
+        self._shutdown = False
+        self._counter = itertools.count(1)
+
+    # -- the engine's side -------------------------------------------------
+    def prepare(self, target: Any, args: tuple, kwargs: dict, task_id: str,
+                loop: Any) -> tuple[Any, Any, Any]:
+        return args, kwargs, None
+
+    def push_locked(self, record: TaskInfo) -> Optional[list[TaskInfo]]:
+        self.enqueue_locked(record)
+        return self.kick_locked()
+
+    def kick_locked(self) -> Optional[list[TaskInfo]]:
+        """Hand startable tasks to idle workers; return the ones that need
+        a new thread (for :meth:`launch`), or ``None``."""
+        spawn = None
+        while True:
+            record = self.take_locked()
+            if record is None:
+                return spawn
+            if self._idle:
+                worker = self._idle.pop()
+                worker.task = record
+                worker.wake.release()
+            elif spawn is None:
+                spawn = [record]
+            else:
+                spawn.append(record)
+
+    def launch(self, records: list[TaskInfo]) -> None:
+        """Start one worker thread for each already-started record."""
+        for record in records:
+            worker = _Worker()
+            thread = threading.Thread(
+                target=self._work, args=(worker, record),
+                name=f"{self._name}_{next(self._counter)}", daemon=True)
+            worker.thread = thread
+            with self._lock:
+                self._threads.add(thread)
+            try:
+                thread.start()
+            except RuntimeError as exc:   # e.g. can't start new thread
+                with self._lock:
+                    self._threads.discard(thread)
+                self._abandon_start(record, exc)
+
+    def kill(self, record: TaskInfo) -> bool:
+        return False
+
+    def abandon(self) -> None:
+        pass        # a thread cannot be stopped from outside
+
+    def shutdown_locked(self) -> None:
+        self._shutdown = True
+        for worker in self._idle:
+            worker.wake.release()       # task is None: the worker exits
+        self._idle.clear()
+
+    def restart_locked(self) -> None:
+        self._shutdown = False
+
+    def join(self, deadline: Optional[float]) -> None:
+        with self._lock:
+            threads = set(self._threads)
+        threads.discard(threading.current_thread())
+        for thread in threads:
+            thread.join(None if deadline is None
+                        else max(0.0, deadline - time.monotonic()))
+
+    def owns(self, thread: threading.Thread) -> bool:
+        return thread in self._threads
+
+    def reset_after_fork(self) -> None:
+        self._idle = []
+        self._threads = set()
+        self.drain_locked()
+        self.dispatcher.running = 0
+
+    @property
+    def thread_count(self) -> int:
+        return len(self._threads)
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    # -- worker threads ----------------------------------------------------
+    def _abandon_start(self, record: TaskInfo, exc: BaseException) -> None:
+        with self._lock:
+            due, following = self.end_locked(record, (False, exc))
+        if due:
+            self._owner.after(record)
+        if following is not None:
+            self.launch([following])
+
+    def _work(self, worker: _Worker, record: TaskInfo) -> None:
+        owner = self._owner
+        lock = self._lock
+        run = owner.run_task
+        end_locked = self.end_locked
+        after = owner.after
+        following: Optional[TaskInfo]
+        while True:
+            outcome = run(record)
+            leaving = False
+            if not lock.acquire(False):
+                acquire_contended(lock)
+            try:        # lock held
+                due, following = end_locked(record, outcome)
+                if following is None:
+                    if self._shutdown:
+                        self._threads.discard(worker.thread)
+                        leaving = True
+                    else:
+                        self._idle.append(worker)
+            finally:
+                lock.release()
+            del outcome             # drop the result before parking
+            if due:
+                after(record)
+            if following is None:
+                if leaving:
+                    return
+                following = self._park(worker)
+                if following is None:
+                    return
+            record = following
+
+    def _park(self, worker: _Worker) -> Optional[TaskInfo]:
+        """Wait for a hand-off; None means: exit."""
+        woken = worker.wake.acquire(timeout=self._owner.idle_thread_timeout)
+        with self._lock:
+            record = worker.task
+            if record is not None:
+                worker.task = None
+                if not woken:
+                    # handed over just as the wait timed out: the release
+                    # already happened under the lock, so this succeeds
+                    worker.wake.acquire(blocking=False)
+                return record
+            if worker in self._idle:     # timed out (not shut down)
+                self._idle.remove(worker)
+            self._threads.discard(worker.thread)
+            return None
