@@ -247,8 +247,6 @@ class App:
                                    f"running run()")
             self._app_running = True
             init_tasks = sorted(self._init_tasks, key=lambda t: t[:2])
-            app_tasks = list(self._app_tasks)
-            workers = list(self._app_workers)
         deadline = None if for_time is None else time.monotonic() + for_time
         wake = _Wake()
         signals = wake.signals
@@ -262,18 +260,7 @@ class App:
                 return EXIT_INIT_FAILED
             with self._engine.lock:
                 self._engine.on_quiet = wake.poke
-            try:
-                for made in workers:
-                    made.start()
-                for f, options in app_tasks:
-                    self._supervisor.put_task(f, **options)
-            except BaseException:
-                logger.exception("app %s: starting its work failed; "
-                                 "stopping", self.id)
-                self._supervisor.stop(wait=True, cancel_tasks=True)
-                raise
-            logger.info("app %s started: %d task(s), %d timer(s)/worker(s)",
-                        self.id, len(app_tasks), len(workers))
+            self._start_work()
             reason = self._wait_for_end(wake, signals, until_complete,
                                         deadline)
             logger.info("app %s stopping (%s): draining queued work",
@@ -286,12 +273,31 @@ class App:
             with self._app_lock:
                 self._app_running = False
 
+    def _start_work(self) -> None:
+        """Start the declared workers and submit the declared tasks; on a
+        failure stop the supervisor, then raise it."""
+        with self._app_lock:
+            app_tasks = list(self._app_tasks)
+            workers = list(self._app_workers)
+        try:
+            for made in workers:
+                made.start()
+            for f, options in app_tasks:
+                self._supervisor.put_task(f, **options)
+        except BaseException:
+            logger.exception("app %s: starting its work failed; stopping",
+                             self.id)
+            self._supervisor.stop(wait=True, cancel_tasks=True)
+            raise
+        logger.info("app %s started: %d task(s), %d timer(s)/worker(s)",
+                    self.id, len(app_tasks), len(workers))
+
     def _run_init_tasks(self, init_tasks: list, wake: _Wake,
                         signals: list) -> bool:
         for priority, _, f, name, timeout in init_tasks:
-            task_id = self._supervisor.put_task(f, priority=priority, name=name,
-                                    timeout=timeout, callback=wake.poke,
-                                    error_callback=wake.poke)
+            task_id = self._supervisor.put_task(
+                f, priority=priority, name=name, timeout=timeout,
+                callback=wake.poke, error_callback=wake.poke)
             info = self._supervisor.get_task_info(task_id)
             while not info.done:
                 if signals:

@@ -34,12 +34,11 @@ and its finalizer stops the engine (see ``_supervisor``).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
 from concurrent.futures import CancelledError
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 from ._constants import (SUPERVISOR_NEW, SUPERVISOR_RUNNING,
                          SUPERVISOR_STOPPED, SUPERVISOR_STOPPING,
@@ -58,7 +57,6 @@ from ._registry import Registry
 from ._taskinfo import TaskInfo, log_failure
 from ._thread_pool import ThreadPool
 from ._timers import Timers
-from ._validation import deadline_of
 
 logger = logging.getLogger("atasker")
 
@@ -68,7 +66,7 @@ _NEW, _RUNNING, _STOPPING, _STOPPED = (
 
 #: every engine that may own threads: drained at interpreter exit, reset
 #: in a forked child
-_live: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 class Engine:
@@ -122,7 +120,7 @@ class Engine:
                 pool.restart_locked()
             self.timers.open()
             self.stopped_event.clear()
-            _live.add(self)
+            live_engines.add(self)
         logger.debug("supervisor %s started", self.id)
 
     def ensure_running(self) -> None:
@@ -149,52 +147,17 @@ class Engine:
                     ) and not (self.state == _NEW
                                and not self.aloops.mapping_locked())
 
-    def stop(self, wait: Union[bool, float] = True,
-             stop_schedulers: bool = True, cancel_tasks: bool = False
-             ) -> None:
-        """See :meth:`TaskSupervisor.stop`: every part is stopped against
-        one monotonic deadline."""
-        deadline = deadline_of("wait", wait)
-        if wait is not False and self.owns_current_thread():
-            raise RuntimeError(
-                "stop() cannot wait from inside a task or callback of the "
-                "same supervisor; call stop(wait=False)")
+    def begin_stop(self, stop_schedulers: bool) -> list[Any]:
+        """running → stopping; return the schedulers to stop."""
         with self.lock:
             if self.state in (_RUNNING, _NEW):
                 self.state = _STOPPING
-            schedulers = list(self.schedulers) if stop_schedulers else []
             self._notify_quiet_locked()
-        for scheduler in schedulers:
-            try:
-                scheduler.stop(wait=False)  # their runs are waited below
-            except Exception:
-                logger.exception("supervisor %s: stopping %r failed",
-                                 self.id, scheduler)
-        if cancel_tasks:
-            self.cancel_pending()
-        gave_up = wait is not False and not self._wait_all_done(deadline)
-        if gave_up:
-            self._give_up(wait)
-        self.aloops.stop_all(gave_up, deadline, wait=wait is not False)
-        with self.lock:
-            self.state = _STOPPED
-            self.gave_up = gave_up
-            self.threads.shutdown_locked()
-            timer_thread = None
-            if not self.registry.unfinished:
-                # otherwise the last task to end does this
-                timer_thread = self._wind_down_locked()
-        self.stopped_event.set()
-        if wait is not False:
-            self.threads.join(deadline)
-            self.processes.join(deadline)
-            if timer_thread is not None and \
-                    timer_thread is not threading.current_thread():
-                timer_thread.join(None if deadline is None else
-                                  max(0.0, deadline - time.monotonic()))
-        logger.debug("supervisor %s stopped", self.id)
+            return list(self.schedulers) if stop_schedulers else []
 
-    def _wait_all_done(self, deadline: Optional[float]) -> bool:
+    def wait_all_done(self, deadline: Optional[float]) -> bool:
+        """Wait until no task is unfinished, until the monotonic *deadline*
+        at most; ``False`` if it came first."""
         with self._all_done:
             while self.registry.unfinished:
                 if deadline is None:
@@ -206,21 +169,28 @@ class Engine:
                     self._all_done.wait(left)
         return True
 
-    def _give_up(self, wait: Any) -> None:
-        """A bounded stop ran out: cancel what waits, end what can be
-        ended, and say which thread tasks are left running."""
-        canceled = self.cancel_pending()
+    def end_stop(self, gave_up: bool) -> Optional[threading.Thread]:
+        """stopping → stopped; pool threads leave once idle.  If nothing is
+        unfinished, wind down now (else the last task to end does) and
+        return the timer thread to join."""
+        with self.lock:
+            self.state = _STOPPED
+            self.gave_up = gave_up
+            self.threads.shutdown_locked()
+            timer_thread = None
+            if not self.registry.unfinished:
+                timer_thread = self._wind_down_locked()
+        self.stopped_event.set()
+        return timer_thread
+
+    def abandon(self) -> list[TaskInfo]:
+        """End what can be ended now (a bounded stop ran out): every pool
+        kills what it can.  Returns the thread tasks left running."""
         for pool in self._pools.values():
             pool.abandon()
         with self.lock:
-            left = [r for r in self.registry.unfinished_locked()
+            return [r for r in self.registry.unfinished_locked()
                     if r.tt == TT_THREAD]
-        logger.warning(
-            "supervisor %s: stop(wait=%s) timed out; canceled %d waiting "
-            "tasks, killed running process tasks, canceled coroutine "
-            "tasks; %d thread task(s) go on in their threads: %s",
-            self.id, wait, canceled, len(left),
-            ", ".join(f"{r.id} ({r.name})" for r in left[:10]) or "none")
 
     def _wind_down_locked(self) -> Optional[threading.Thread]:
         """Stopped and nothing left to do: let timers and processes go.
@@ -478,32 +448,3 @@ class Engine:
             self._finalize_locked(record, TASK_STATUS_COMPLETED, None, None)
         self.after(record)
         return True
-
-
-def _stop_all_at_exit() -> None:
-    for engine in list(_live):
-        try:
-            # a bounded stop that gave up was the user's decision: exit
-            # does not wait again for what it abandoned
-            engine.stop(wait=not engine.gave_up)
-        except Exception:
-            logger.exception("stopping supervisor %s at exit failed",
-                             engine.id)
-
-
-def _reset_all_after_fork() -> None:
-    for engine in list(_live):
-        engine.reset_after_fork()
-
-
-# Run before the interpreter joins threads, as concurrent.futures does, so
-# queued work still drains and pool threads may still be started; fall
-# back to atexit where that hook does not exist.
-_register_atexit = getattr(threading, "_register_atexit", None)
-if _register_atexit is not None:
-    _register_atexit(_stop_all_at_exit)
-else:  # pragma: no cover
-    import atexit
-    atexit.register(_stop_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_after_fork)

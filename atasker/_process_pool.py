@@ -1,39 +1,20 @@
-"""The process pool: worker processes over pipes, fed by the dispatcher.
+"""The process pool (``TT_MP`` tasks): the engine's side.
 
 The parent always knows which task each process runs: a process gets its
 next task only when it is free, from the pool's queue, so priorities and
 reserve bands hold exactly as for threads, and a process that dies fails
-exactly the task it held.
-
-One manager thread waits with ``multiprocessing.connection.wait`` on every
-worker's pipe, every worker's process sentinel and a wake-up pipe --
-nothing polls.  It reads results, hands the freed process its next task,
-notices deaths (fail the task, start a replacement) and starts processes.
-Submitting threads send a task themselves when a process is free, so a
-task does not wait for the manager to wake up.  The manager is started by
-the first task (or by :meth:`ProcessPool.start`) and ends once the pool is
-closed and every worker has left; the next task after a restart starts a
-new one.
-
-Per-task timeouts kill the worker and its child processes (psutil); the
-manager then sees the death and starts a replacement.
+exactly the task it held (see ``_process_manager``).  The manager thread is
+started by the first task (or :meth:`ProcessPool.start`) and ends once the
+pool is closed and every worker has left; the first task after a restart
+starts a new one.  Per-task timeouts kill the worker and its child
+processes (psutil); the manager then starts a replacement.
 
 State
 -----
-Guarded by the engine's lock: ``_procs`` (every live worker), ``_free``
-(workers with no task, LIFO), ``_starting`` (processes being started),
-``_closing``, ``_manager``, ``_wake``, the configuration (``_numbers``,
-``_context``, ``_max_tasks``, ``size``) and each ``Proc``'s
-``task``/``done``/``leaving``.  ``_start_lock`` serialises starting a
-manager (taken before, never inside, the engine's lock).  Invariants: a
-``Proc`` is in ``_free`` iff it is live, not leaving and has no task;
-``dispatcher.running`` equals the number of workers holding a task (a
-timed-out task keeps its slot until its process is dead); ``_manager`` is
-the one manager thread or ``None``.
-
-The manager thread alone receives from the pipes and joins processes; a
-task is sent to a worker only by the thread that assigned it under the
-lock, so no pipe has two writers at once.
+As in ``_process_manager``, plus, guarded by the engine's lock,
+``_numbers`` (the configured sizes), ``_context`` and ``_max_tasks``.
+``_start_lock`` serialises starting a manager (taken before, never inside,
+the engine's lock).
 """
 
 from __future__ import annotations
@@ -41,48 +22,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from multiprocessing.connection import wait
 from typing import Any, Optional
 
 from ._constants import TT_MP
 from ._dispatcher import Dispatcher, validate_pool_numbers
-from ._errors import WorkerLostError, describe_exit
-from ._mp import (Proc, accepts_task_id, decode, default_mp_pool_size,
-                  kill_tree, pickle_task, resolve_context)
-from ._mp_worker import worker_main
-from ._pool import Outcome, Owner, SlotPool
-from ._spin import acquire_contended
-from ._taskinfo import TaskInfo, log_failure
+from ._mp import (accepts_task_id, default_mp_pool_size, kill_tree,
+                  pickle_task, resolve_context)
+from ._pool import Owner
+from ._process_manager import ProcessManager
+from ._taskinfo import TaskInfo
 from ._wakeup import WakePipe
 
 logger = logging.getLogger("atasker.process_pool")
 
-_STOP = b""     # the message that tells a worker to exit
 
-
-class ProcessPool(SlotPool):
-    """The process pool of one engine (``TT_MP`` tasks)."""
+class ProcessPool(ProcessManager):
+    """The process pool of one engine."""
 
     tt = TT_MP
 
     def __init__(self, owner: Owner, name: str) -> None:
         super().__init__(owner, Dispatcher(default_mp_pool_size(), 0, 0,
-                                           capped=True))
-        self._name = name
+                                           capped=True), name)
         self._numbers: tuple[Optional[int], int, int] = (None, 0, 0)
-        self._context: Any = None
-        self._max_tasks: Optional[int] = None
-        self.size = int(self.dispatcher.capacity)
-        self._procs: list[Proc] = []
-        self._free: list[Proc] = []
-        self._starting = 0
-        self._closing = False
-        self._manager: Optional[threading.Thread] = None
-        self._wake: Optional[WakePipe] = None
         # serialises starting a manager; taken before the engine's lock
         self._start_lock = threading.Lock()
 
-    # -- configuration -----------------------------------------------------
     def configure(self, pool_size: Optional[int], reserve_normal:
                   Optional[int], reserve_high: Optional[int], context: Any,
                   max_tasks_per_child: Optional[int]) -> None:
@@ -123,7 +88,6 @@ class ProcessPool(SlotPool):
     def process_count(self) -> int:
         return len(self._procs)
 
-    # -- the engine's side -------------------------------------------------
     def prepare(self, target: Any, args: tuple, kwargs: dict, task_id: str,
                 loop: Any) -> tuple[Any, Any, Any]:
         if accepts_task_id(target):
@@ -162,38 +126,6 @@ class ProcessPool(SlotPool):
         self.enqueue_locked(record)
         return self._kick_locked()
 
-    def _kick_locked(self) -> Optional[list]:
-        """Assign startable tasks to free workers; return ``(worker,
-        record)`` pairs to :meth:`launch` after the lock is released."""
-        free = self._free
-        sends = None
-        while free:
-            record = self.take_locked()
-            if record is None:
-                break
-            proc = free.pop()
-            proc.task = record
-            if sends is None:
-                sends = [(proc, record)]
-            else:
-                sends.append((proc, record))
-        return sends
-
-    def launch(self, sends: list) -> None:
-        """Send assigned tasks to their workers."""
-        owner = self._owner
-        for proc, record in sends:
-            # before the send: the task may end (on the manager thread) as
-            # soon as it is sent, and its start must be reported first
-            owner.emit_started(record)
-            try:
-                proc.conn.send_bytes(record._args)
-            except OSError:
-                # the worker is dying: the manager fails the task when it
-                # sees the death
-                logger.debug("worker %s gone before task %s was sent",
-                             proc.process.pid, record.id)
-
     def kill(self, record: TaskInfo) -> bool:
         """Kill the worker running *record* (after a timeout)."""
         with self._lock:
@@ -215,17 +147,6 @@ class ProcessPool(SlotPool):
     def restart_locked(self) -> None:
         pass        # the next task starts a new manager (see start())
 
-    def abandon(self) -> None:
-        """Kill every worker now (a bounded stop ran out)."""
-        with self._lock:
-            self._closing = True
-            pids = [proc.process.pid for proc in self._procs]
-            for proc in self._procs:
-                proc.leaving = True
-            self._poke_locked()
-        for pid in pids:
-            kill_tree(pid)
-
     def join(self, deadline: Optional[float]) -> None:
         manager = self._manager
         if manager is not None and manager is not threading.current_thread():
@@ -243,202 +164,3 @@ class ProcessPool(SlotPool):
         self._manager, self._wake, self._closing = None, None, False
         self.drain_locked()
         self.dispatcher.running = 0
-
-    def _poke_locked(self) -> None:
-        """Make the manager look again (lock held, so the pipe is open)."""
-        if self._wake is not None:
-            self._wake.poke()
-
-    # -- the manager thread ------------------------------------------------
-    def _manage(self, wake: WakePipe) -> None:
-        try:
-            changed = True
-            while True:
-                if changed:
-                    # after a wake-up or a death: fix the number of
-                    # processes and watch the current ones
-                    self._adjust()
-                    with self._lock:
-                        if self._closing and not self._procs \
-                                and not self._starting:
-                            return
-                        watch: dict = {wake.fileno(): None}
-                        for proc in self._procs:
-                            watch[proc.conn] = proc
-                            watch[proc.process.sentinel] = proc
-                    watched = list(watch)
-                    changed = False
-                for ready in wait(watched):
-                    proc = watch[ready]
-                    if proc is None:
-                        wake.drain()
-                        changed = True
-                        continue
-                    if proc.buried:     # earlier in this round
-                        continue
-                    if ready is proc.conn:
-                        self._receive(proc)
-                    else:
-                        self._bury(proc)
-                    if proc.buried:
-                        changed = True
-        except BaseException as exc:  # a bug must not hang anybody
-            logger.exception("process pool manager failed; killing workers")
-            self.abandon()
-            self._fail_all(exc)
-        finally:
-            with self._lock:
-                if self._wake is wake:
-                    self._wake = None
-            wake.close()
-
-    def _fail_all(self, cause: BaseException) -> None:
-        """Fail every queued and running task of a broken pool."""
-        owner = self._owner
-        with self._lock:
-            records = self.drain_locked()
-            for record in records:
-                owner.start_locked(record)      # a failure needs a start
-            for proc in self._procs:
-                if proc.task is not None:
-                    records.append(proc.task)
-                    proc.task = None
-            due = [record for record in records
-                   if owner.finish_locked(record, (False, RuntimeError(
-                       f"the process pool failed: {cause!r}")))]
-        for record in due:
-            owner.after(record)
-
-    def _adjust(self) -> None:
-        """Start missing processes; ask surplus free ones to leave."""
-        with self._lock:
-            if self._closing:
-                missing = 0
-                surplus = list(self._free)
-            else:
-                live = len(self._procs) + self._starting
-                missing = max(0, self.size - live)
-                surplus = self._free[:max(0, live - self.size)]
-            for proc in surplus:
-                self._free.remove(proc)
-                proc.leaving = True
-            self._starting += missing
-        for proc in surplus:
-            self._send_stop(proc)
-        for _ in range(missing):
-            self._start_process()
-
-    def _start_process(self) -> None:
-        ctx = self._context
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        process = ctx.Process(target=worker_main, args=(child_conn,),
-                              name=f"{self._name}_worker")
-        try:
-            process.start()
-        except Exception:
-            with self._lock:
-                self._starting -= 1
-            parent_conn.close()
-            logger.exception("could not start a worker process")
-            raise
-        finally:
-            child_conn.close()
-        proc = Proc(process, parent_conn)
-        with self._lock:
-            self._starting -= 1
-            self._procs.append(proc)
-            self._free.append(proc)
-            sends = self._kick_locked()
-        if sends:
-            self.launch(sends)
-
-    def _send_stop(self, proc: Proc) -> None:
-        try:
-            proc.conn.send_bytes(_STOP)
-        except OSError:
-            pass
-
-    def _receive(self, proc: Proc) -> None:
-        try:
-            data = proc.conn.recv_bytes()
-        except (EOFError, OSError):
-            proc.process.join()     # it is exiting: collect it now
-            self._bury(proc)
-            return
-        outcome: Outcome = decode(data)
-        if not outcome[0]:
-            with self._lock:
-                record = proc.task
-            if record is not None:
-                log_failure(record, outcome[1])
-        lock = self._lock
-        if not lock.acquire(False):
-            acquire_contended(lock)
-        try:        # lock held
-            record, proc.task = proc.task, None
-            if record is None:      # not ours to judge: ignore
-                return
-            proc.done += 1
-            # recycle it after max_tasks_per_child, or shrink the pool
-            stays = not proc.leaving and not (
-                self._max_tasks and proc.done >= self._max_tasks) and \
-                len(self._procs) + self._starting <= self.size
-            due, following = self.end_locked(record, outcome, take=stays)
-            dismiss = False
-            if following is not None:
-                proc.task = following
-            elif not proc.leaving:
-                if stays and not self._closing:
-                    self._free.append(proc)
-                else:
-                    proc.leaving = dismiss = True
-        finally:
-            lock.release()
-        del outcome
-        if following is not None:
-            self.launch([(proc, following)])
-        elif dismiss:
-            self._send_stop(proc)
-        if due:
-            self._owner.after(record)
-
-    def _bury(self, proc: Proc) -> None:
-        """A worker has exited: fail its task, if any, and forget it."""
-        proc.process.join()
-        exitcode = proc.process.exitcode
-        pid = proc.process.pid
-        last_words = None
-        try:
-            if proc.conn.poll():    # it answered before it died
-                last_words = decode(proc.conn.recv_bytes())
-        except (EOFError, OSError):
-            pass
-        with self._lock:
-            record, killed = proc.task, proc.leaving
-        if record is not None and not killed:
-            # said before the task's outcome is recorded and waiters wake
-            if last_words is None:
-                logger.error("worker process %s died while running task %s "
-                             "(%s)", pid, record.id, describe_exit(exitcode))
-            elif not last_words[0]:
-                log_failure(record, last_words[1])
-        with self._lock:
-            proc.buried = True
-            self._procs.remove(proc)
-            if proc in self._free:
-                self._free.remove(proc)
-            record, proc.task = proc.task, None
-            due = False
-            if record is not None:
-                due, _ = self.end_locked(record, last_words or (
-                    False, WorkerLostError(record.id, pid, exitcode)),
-                    take=False)
-            # a replacement, if one is needed, starts in _adjust(); the
-            # freed slot may let another task start on a free worker
-            sends = self._kick_locked()
-        proc.conn.close()
-        proc.process.close()
-        if sends:
-            self.launch(sends)
-        if due:
-            self._owner.after(record)

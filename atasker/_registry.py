@@ -158,6 +158,22 @@ class Registry:
                         f"within {timeout:g} s")
         return records
 
+    def results(self, task_ids: Any, timeout: Optional[float]) -> Any:
+        """What ``wait_completed`` returns: the result of one id, or the
+        list of results of a list or tuple of ids; the first failed task's
+        exception is raised."""
+        single = isinstance(task_ids, str)
+        if not single and not isinstance(task_ids, (list, tuple)):
+            raise TypeError(f"task_ids must be a str, list or tuple, not "
+                            f"{type(task_ids).__name__}")
+        results = []
+        for record in self.wait([task_ids] if single else task_ids,
+                                timeout):
+            if record.status != TASK_STATUS_COMPLETED:
+                raise record.exception  # type: ignore[misc]
+            results.append(record.result)
+        return results[0] if single else results
+
     def forget_unfinished_locked(self) -> None:
         """In a forked child: the parent's unfinished tasks run there, not
         here; forget them so that nothing waits for them."""

@@ -8,7 +8,7 @@ a time, so a snapshot never holds up the pools for long.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Optional
 
 from ._constants import (BAND_NAMES, FINAL_STATUSES, TASK_STATUS_DELAYED,
                          TASK_STATUS_QUEUED, TASK_STATUS_STARTED,
@@ -16,6 +16,7 @@ from ._constants import (BAND_NAMES, FINAL_STATUSES, TASK_STATUS_DELAYED,
                          priority_band)
 from ._dispatcher import Dispatcher
 from ._engine import Engine
+from ._taskinfo import SupervisorInfo
 
 #: running tasks listed in a snapshot, longest-running first
 RUNNING_SHOWN = 50
@@ -77,6 +78,41 @@ def snapshot(engine: Engine) -> dict:
             "by_tt": {TT_NAMES[tt]: dict(zip(_TOTAL_NAMES, values))
                       for tt, values in totals.items()}},
     }
+
+
+def supervisor_info(engine: Engine, tt: Optional[int], aloops: bool,
+                    schedulers: bool) -> SupervisorInfo:
+    """The snapshot of :meth:`TaskSupervisor.get_info`."""
+    threads, processes = engine.threads, engine.processes
+    dispatcher = threads.dispatcher
+    with engine.lock:
+        info = SupervisorInfo(
+            id=engine.id, active=engine.state == "running",
+            started=engine.state != "new",
+            thread_pool_size=dispatcher.pool_size,
+            thread_reserve_normal=dispatcher.reserve_normal,
+            thread_reserve_high=dispatcher.reserve_high,
+            thread_tasks_count=dispatcher.running,
+            thread_queue=dispatcher.queued(),
+            thread_queue_by_band={
+                name: dispatcher.queued(band)
+                for band, name in enumerate(BAND_NAMES)},
+            thread_threads=threads.thread_count,
+            mp_tasks_count=processes.dispatcher.running,
+            mp_queue=processes.dispatcher.queued(),
+            mp_processes=processes.process_count)
+        info.mp_pool_size, info.mp_reserve_normal, \
+            info.mp_reserve_high = processes.limits_locked()
+        if schedulers:
+            info.schedulers = list(engine.schedulers)
+        if aloops:
+            info.aloops = engine.aloops.mapping_locked()
+        info.task_info = {
+            task_id: record
+            for task_id, record in engine.registry.tasks.items()
+            if record.status not in FINAL_STATUSES
+            and (tt is None or record.tt == tt)}
+    return info
 
 
 def _tasks_now(records: list, now_wall: float) -> dict:
@@ -141,14 +177,26 @@ def _escape(value: str) -> str:
 
 
 def render_metrics(snapshot: dict) -> str:
-    """The Prometheus text exposition of a :func:`snapshot`
-    snapshot: ``atasker_*`` counters and gauges labelled by supervisor,
-    task type (``tt``), band and status."""
+    """The Prometheus text exposition of a :func:`snapshot`:
+    ``atasker_*`` counters and gauges labelled by supervisor, task type
+    (``tt``), band and status."""
     sup = snapshot["supervisor"]
+    lines: list[str] = []
+    for name, (kind, text, samples) in _families(snapshot).items():
+        lines.append(f"# HELP {name} {text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            lines.append(f"{name}{_labels(supervisor=sup, **labels)} "
+                         f"{value}")
+    return "\n".join(lines) + "\n"
+
+
+def _families(snapshot: dict
+              ) -> dict[str, tuple[str, str, list[tuple[dict, Any]]]]:
+    """name -> (type, help, [(labels, value)])"""
     pools = {"thread": snapshot["pools"]["thread"],
              "mp": snapshot["pools"]["process"]}
-    # name -> (type, help, [(labels, value)])
-    families: dict[str, tuple[str, str, list[tuple[dict, Any]]]] = {
+    return {
         "atasker_tasks_total": (
             "counter", "Tasks that reached a final status.",
             [({"tt": tt, "status": status}, value)
@@ -188,13 +236,3 @@ def render_metrics(snapshot: dict) -> str:
             "gauge", "Seconds since the supervisor started.",
             [({}, round(snapshot["uptime"] or 0.0, 3))]),
     }
-    lines: list[str] = []
-    for name, (kind, text, samples) in families.items():
-        lines.append(f"# HELP {name} {text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(f"{name}{_labels(supervisor=sup, **labels)} "
-                         f"{value}")
-    return "\n".join(lines) + "\n"
-
-

@@ -26,6 +26,7 @@ import threading
 import weakref
 from typing import Any
 
+from ._atexit import before_threads_join
 from ._status import render_metrics
 from ._wakeup import WakePipe
 
@@ -183,12 +184,7 @@ def _stop_all_servers() -> None:
         server.stop()
 
 
-_register_atexit = getattr(threading, "_register_atexit", None)
-if _register_atexit is not None:
-    _register_atexit(_stop_all_servers)
-else:  # pragma: no cover
-    import atexit
-    atexit.register(_stop_all_servers)
+before_threads_join(_stop_all_servers)
 
 
 PAGE = """<!DOCTYPE html>

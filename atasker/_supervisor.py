@@ -12,21 +12,19 @@ its threads and processes end.
 
 from __future__ import annotations
 
-import _thread
 import functools
 import os
-import threading
-import weakref
 from typing import Any, Callable, Iterable, Optional, Union
 
 from . import _default
 from ._aloop import ALoop
 from ._app import App
-from ._constants import BAND_NAMES, FINAL_STATUSES, TASK_NORMAL, TT_THREAD
+from ._constants import TASK_NORMAL, TT_THREAD
 from ._dispatcher import validate_pool_numbers
 from ._engine import Engine
 from ._mp import check_mp_numbers, default_mp_pool_size
-from ._status import snapshot
+from ._shutdown import release_when_collected, stop_engine
+from ._status import snapshot, supervisor_info
 from ._status_server import StatusServer, check_address
 from ._taskinfo import SupervisorInfo, TaskInfo
 from ._validation import (check_callable, check_kwargs, check_task_options,
@@ -117,7 +115,7 @@ class TaskSupervisor:
         self._app = App(self, engine)
         #: compatibility only: nothing in atasker polls
         self.poll_delay = 0.1
-        weakref.finalize(self, _release, engine).atexit = False
+        release_when_collected(self, engine)
 
     def __repr__(self) -> str:
         return f"<TaskSupervisor {self.id} {self._engine.state}>"
@@ -162,7 +160,7 @@ class TaskSupervisor:
                 threads (a task, a callback, a timer): it would wait for
                 itself.  ``stop(wait=False)`` works there.
         """
-        self._engine.stop(wait, stop_schedulers, cancel_tasks)
+        stop_engine(self._engine, wait, stop_schedulers, cancel_tasks)
 
     # -- configuration -----------------------------------------------------
     def set_thread_pool(self, pool_size: Optional[int] = None,
@@ -306,18 +304,7 @@ class TaskSupervisor:
             ``TimeoutError`` if the tasks did not all end in time;
             ``KeyError`` for an id that is unknown or already forgotten.
         """
-        single = isinstance(task_ids, str)
-        if not single and not isinstance(task_ids, (list, tuple)):
-            raise TypeError(f"task_ids must be a str, list or tuple, not "
-                            f"{type(task_ids).__name__}")
-        records = self._engine.registry.wait(
-            [task_ids] if single else task_ids, timeout)  # type: ignore
-        results = []
-        for record in records:
-            if record.status != 2:          # TASK_STATUS_COMPLETED
-                raise record.exception  # type: ignore[misc]
-            results.append(record.result)
-        return results[0] if single else results
+        return self._engine.registry.results(task_ids, timeout)
 
     def mark_task_completed(self, task: Optional[TaskInfo] = None,
                             task_id: Optional[str] = None) -> bool:
@@ -339,37 +326,7 @@ class TaskSupervisor:
 
         ``tt`` limits ``task_info`` to one task type.
         """
-        engine = self._engine
-        threads, processes = engine.threads, engine.processes
-        dispatcher = threads.dispatcher
-        with engine.lock:
-            info = SupervisorInfo(
-                id=self.id, active=engine.state == "running",
-                started=engine.state != "new",
-                thread_pool_size=dispatcher.pool_size,
-                thread_reserve_normal=dispatcher.reserve_normal,
-                thread_reserve_high=dispatcher.reserve_high,
-                thread_tasks_count=dispatcher.running,
-                thread_queue=dispatcher.queued(),
-                thread_queue_by_band={
-                    name: dispatcher.queued(band)
-                    for band, name in enumerate(BAND_NAMES)},
-                thread_threads=threads.thread_count,
-                mp_tasks_count=processes.dispatcher.running,
-                mp_queue=processes.dispatcher.queued(),
-                mp_processes=processes.process_count)
-            info.mp_pool_size, info.mp_reserve_normal, \
-                info.mp_reserve_high = processes.limits_locked()
-            if schedulers:
-                info.schedulers = list(engine.schedulers)
-            if aloops:
-                info.aloops = engine.aloops.mapping_locked()
-            info.task_info = {
-                task_id: record
-                for task_id, record in engine.registry.tasks.items()
-                if record.status not in FINAL_STATUSES
-                and (tt is None or record.tt == tt)}
-        return info
+        return supervisor_info(self._engine, tt, aloops, schedulers)
 
     # -- aloops ------------------------------------------------------------
     def create_aloop(self, name: str, daemon: bool = False,
@@ -452,28 +409,6 @@ class TaskSupervisor:
     timer = _to_app(App.timer)
     worker = _to_app(App.worker)
     run = _to_app(App.run)
-
-
-def _release(engine: Engine) -> None:
-    """Finalizer of a dropped supervisor: stop its engine without waiting.
-
-    It runs wherever the collector does -- possibly inside a locked section
-    of any thread, even of this engine's -- so it only starts a bare thread
-    (taking no lock of ours or of ``threading``), which starts the thread
-    that stops the engine.
-    """
-    if not engine.owns_threads():
-        return
-    try:
-        _thread.start_new_thread(_release_in_thread, (engine,))
-    except RuntimeError:    # interpreter shutdown: the exit hook stops it
-        pass
-
-
-def _release_in_thread(engine: Engine) -> None:
-    threading.Thread(target=engine.stop, kwargs={"wait": False},
-                     name=f"atasker_{engine.id}_release",
-                     daemon=True).start()
 
 
 #: The global supervisor used when none is given.

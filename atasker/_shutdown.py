@@ -1,0 +1,131 @@
+"""Stopping an engine against one deadline, at interpreter exit, and
+resetting engines in a forked child.
+
+``stop_engine`` computes one monotonic deadline from ``wait`` and stops
+every part against it, in order: workers are asked to stop (all at once,
+without waiting), the engine waits for its unfinished tasks; if the
+deadline comes first it cancels what waits, kills running process tasks,
+cancels coroutine tasks and names the thread tasks it leaves running;
+then the aloops are stopped (all asked, then joined), the pools' threads
+leave, and every thread is joined until the deadline.  No part gets a
+wait of its own.
+
+The exit hook runs before the interpreter joins threads (as
+``concurrent.futures`` does): it drains every live engine, except that it
+does not wait again for what a bounded stop gave up on.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any, Optional, Union
+
+from ._atexit import before_threads_join
+from ._engine import Engine, live_engines
+from ._validation import deadline_of
+
+logger = logging.getLogger("atasker")
+
+
+def stop_engine(engine: Engine, wait: Union[bool, float] = True,
+                stop_schedulers: bool = True,
+                cancel_tasks: bool = False) -> None:
+    """See :meth:`TaskSupervisor.stop`."""
+    deadline = deadline_of("wait", wait)
+    waits = wait is not False
+    if waits and engine.owns_current_thread():
+        raise RuntimeError(
+            "stop() cannot wait from inside a task or callback of the "
+            "same supervisor; call stop(wait=False)")
+    for scheduler in engine.begin_stop(stop_schedulers):
+        try:
+            scheduler.stop(wait=False)  # their runs are waited for below
+        except Exception:
+            logger.exception("supervisor %s: stopping %r failed",
+                             engine.id, scheduler)
+    if cancel_tasks:
+        engine.cancel_pending()
+    gave_up = waits and not engine.wait_all_done(deadline)
+    if gave_up:
+        _give_up(engine, wait)
+    engine.aloops.stop_all(gave_up, deadline, wait=waits)
+    timer_thread = engine.end_stop(gave_up)
+    if waits:
+        engine.threads.join(deadline)
+        engine.processes.join(deadline)
+        if timer_thread is not None and \
+                timer_thread is not threading.current_thread():
+            timer_thread.join(_left(deadline))
+    logger.debug("supervisor %s stopped", engine.id)
+
+
+def _left(deadline: Optional[float]) -> Optional[float]:
+    return None if deadline is None \
+        else max(0.0, deadline - time.monotonic())
+
+
+def _give_up(engine: Engine, wait: Any) -> None:
+    """A bounded stop ran out: cancel what waits, end what can be ended,
+    and say which thread tasks are left running."""
+    canceled = engine.cancel_pending()
+    left = engine.abandon()
+    logger.warning(
+        "supervisor %s: stop(wait=%s) timed out; canceled %d waiting "
+        "tasks, killed running process tasks, canceled coroutine tasks; "
+        "%d thread task(s) go on in their threads: %s", engine.id, wait,
+        canceled, len(left),
+        ", ".join(f"{r.id} ({r.name})" for r in left[:10]) or "none")
+
+
+def release_when_collected(supervisor: Any, engine: Engine) -> None:
+    """Stop *engine* without waiting once *supervisor* is collected: queued
+    work still drains, then its threads and processes end."""
+    weakref.finalize(supervisor, _release, engine).atexit = False
+
+
+def _release(engine: Engine) -> None:
+    """Finalizer of a dropped supervisor: stop its engine without waiting.
+
+    It runs wherever the collector does -- possibly inside a locked section
+    of any thread, even of this engine's -- so it only starts a bare thread
+    (taking no lock of ours or of ``threading``), which starts the thread
+    that stops the engine.
+    """
+    if not engine.owns_threads():
+        return
+    try:
+        _thread.start_new_thread(_release_in_thread, (engine,))
+    except RuntimeError:    # interpreter shutdown: the exit hook stops it
+        pass
+
+
+def _release_in_thread(engine: Engine) -> None:
+    threading.Thread(target=stop_engine, args=(engine, False),
+                     name=f"atasker_{engine.id}_release",
+                     daemon=True).start()
+
+
+def _stop_all_at_exit() -> None:
+    for engine in list(live_engines):
+        try:
+            # a bounded stop that gave up was the user's decision: exit
+            # does not wait again for what it abandoned
+            stop_engine(engine, wait=not engine.gave_up)
+        except Exception:
+            logger.exception("stopping supervisor %s at exit failed",
+                             engine.id)
+
+
+def _reset_all_after_fork() -> None:
+    for engine in list(live_engines):
+        engine.reset_after_fork()
+
+
+before_threads_join(_stop_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_after_fork)
