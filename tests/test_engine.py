@@ -1,0 +1,135 @@
+"""The engine's guarantees at its edges: user code cannot end our threads,
+exit does not wait again for what a bounded stop gave up on, and a worker
+whose submission fails at once does not deadlock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import atasker
+from atasker import TT_MP, TaskSupervisor
+from atasker import _thread_pool
+
+from . import mp_funcs
+from .conftest import SAFETY
+
+
+def double(x):
+    return x * 2
+
+
+def raise_system_exit(_=None):
+    raise SystemExit(3)
+
+
+def raise_keyboard_interrupt(_=None):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("raiser", [raise_system_exit,
+                                    raise_keyboard_interrupt])
+def test_a_callback_raising_base_exception_leaves_the_pool_thread(raiser):
+    """One pool thread: its next task still runs after a callback raised
+    SystemExit or KeyboardInterrupt (the thread logged it and went on)."""
+    sup = TaskSupervisor(pool_size=1, reserve_normal=0, reserve_high=0)
+    try:
+        gate = threading.Event()
+        first = sup.put_task(gate.wait, callback=raiser)
+        second = sup.put_task(double, args=(21,))
+        gate.set()
+        assert sup.wait_completed(second, timeout=SAFETY) == 42
+        assert sup.get_task_info(first).status == atasker.TASK_STATUS_COMPLETED
+    finally:
+        sup.stop(wait=SAFETY)
+
+
+def test_a_hook_raising_system_exit_leaves_the_pool_thread():
+    """A ``task_started`` hook that raises SystemExit neither fails the task
+    nor ends the thread."""
+    sup = TaskSupervisor(pool_size=1, reserve_normal=0, reserve_high=0)
+    try:
+        sup.on("task_started", raise_system_exit)
+        sup.on("task_completed", raise_system_exit)
+        ids = [sup.put_task(double, args=(i,)) for i in range(3)]
+        assert sup.wait_completed(ids, timeout=SAFETY) == [0, 2, 4]
+    finally:
+        sup.stop(wait=SAFETY)
+
+
+def test_a_process_task_callback_raising_system_exit_keeps_the_pool():
+    """Process tasks' callbacks run on the manager thread: SystemExit there
+    must not end the process pool."""
+    sup = TaskSupervisor(pool_size=2)
+    sup.set_mp_pool(pool_size=1, reserve_normal=0, reserve_high=0)
+    try:
+        first = sup.put_task(mp_funcs.add, args=(1, 2), tt=TT_MP,
+                             callback=raise_system_exit)
+        assert sup.wait_completed(first, timeout=SAFETY) == 3
+        second = sup.put_task(mp_funcs.add, args=(2, 2), tt=TT_MP)
+        assert sup.wait_completed(second, timeout=SAFETY) == 4
+    finally:
+        sup.stop(wait=SAFETY)
+
+
+def test_a_timeout_error_callback_raising_system_exit_keeps_the_timers():
+    """A timed-out task's error callback runs on the timer thread: after it
+    raised SystemExit, delays still fire."""
+    sup = TaskSupervisor(pool_size=2)
+    gate = threading.Event()
+    try:
+        sup.put_task(gate.wait, timeout=0.01,
+                     error_callback=raise_system_exit)
+        later = sup.put_task(double, args=(5,), delay=0.05)
+        assert sup.wait_completed(later, timeout=SAFETY) == 10
+    finally:
+        gate.set()
+        sup.stop(wait=SAFETY)
+
+
+def test_exit_does_not_wait_again_for_what_a_bounded_stop_gave_up():
+    """A thread task that never returns, abandoned by ``stop(wait=0.2)``:
+    the interpreter then exits at once instead of waiting for ever."""
+    script = textwrap.dedent("""
+        import threading, atasker
+        stuck = threading.Event()
+        atasker.task_supervisor.put_task(stuck.wait)
+        atasker.task_supervisor.stop(wait=0.2)
+        print("stopped", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], timeout=20,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "stopped\n"
+
+
+def test_a_worker_whose_submission_fails_at_once_does_not_deadlock(
+        monkeypatch):
+    """The thread of a run cannot be started: the run fails at once, in the
+    submitting thread, and calls the worker back.  ``start()`` returns; the
+    worker's ``on_error`` sees the failure."""
+    sup = TaskSupervisor(pool_size=2)
+    errors = []
+
+    class NoThread(threading.Thread):
+        def start(self):
+            raise RuntimeError("can't start new thread")
+
+    worker = atasker.BackgroundEventWorker(
+        executor_func=lambda **_: None, supervisor=sup,
+        on_error=lambda e: errors.append(e))
+    starter = threading.Thread(target=lambda: (worker.start(),
+                                               worker.trigger()))
+    # from here on the pool cannot start a thread (the starter exists)
+    monkeypatch.setattr(_thread_pool.threading, "Thread", NoThread)
+    starter.start()
+    starter.join(SAFETY)
+    assert not starter.is_alive(), "start()/trigger() deadlocked"
+    monkeypatch.undo()
+    assert errors and "can't start" in str(errors[0])
+    worker.stop()
+    sup.stop(wait=SAFETY)
