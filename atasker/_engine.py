@@ -306,20 +306,25 @@ class Engine:
         if record.status != TASK_STATUS_STARTED:
             return False        # already failed by timeout, or marked
         ok, value = outcome
-        if ok:
-            self._finalize_locked(record, TASK_STATUS_COMPLETED, value, None)
-        else:
-            self._finalize_locked(record, TASK_STATUS_FAILED, None, value)
+        if self.registry.finalize_locked(record, TASK_STATUS_COMPLETED,
+                                         value, None) if ok else \
+                self.registry.finalize_locked(record, TASK_STATUS_FAILED,
+                                              None, value):
+            self._all_ended_locked()
         return True
 
     def _finalize_locked(self, record: TaskInfo, status: int, result: Any,
                          exception: Optional[BaseException]) -> None:
         if self.registry.finalize_locked(record, status, result, exception):
-            self._notify_quiet_locked()
-            if self.state != _RUNNING:
-                self._all_done.notify_all()
-                if self.state == _STOPPED:
-                    self._wind_down_locked()
+            self._all_ended_locked()
+
+    def _all_ended_locked(self) -> None:
+        """No task is unfinished any more."""
+        self._notify_quiet_locked()
+        if self.state != _RUNNING:
+            self._all_done.notify_all()
+            if self.state == _STOPPED:
+                self._wind_down_locked()
 
     def _cancel_locked(self, record: TaskInfo) -> None:
         if record.status == TASK_STATUS_QUEUED:
@@ -329,7 +334,8 @@ class Engine:
                                                    f"canceled"))
 
     def run_task(self, record: TaskInfo) -> Outcome:
-        self.emit_started(record)
+        if self.hooks.by_event:
+            self.hooks.emit("task_started", record)
         try:
             # _args/_kwargs are set until the task ends
             if self.task_context is None:
@@ -343,7 +349,7 @@ class Engine:
             return False, exc
 
     def emit_started(self, record: TaskInfo) -> None:
-        if self.hooks:
+        if self.hooks.by_event:
             self.hooks.emit("task_started", record)
 
     def after(self, record: TaskInfo) -> None:
@@ -360,7 +366,7 @@ class Engine:
             except BaseException:  # noqa: B036 -- user code; we go on
                 logger.exception("callback %r of task %s (%s) raised",
                                  callback, record.id, record.name)
-        if self.hooks:
+        if self.hooks.by_event:
             self.hooks.emit_final(record)
 
     # ------------------------------------------------------------------

@@ -30,20 +30,17 @@ _FINAL_EVENTS = {TASK_STATUS_COMPLETED: "task_completed",
 class Hooks:
     """The hooks of one supervisor, by event.
 
-    ``_by_event`` maps an event to a tuple of functions.  It is replaced,
+    ``by_event`` maps an event to a tuple of functions.  It is replaced,
     never changed in place, under ``_lock`` (which serialises ``on``/``off``
-    only), so the hot path reads it without any lock: ``bool(hooks)`` is
-    false while no hook is registered.
+    only), so the hot path reads it without any lock: it is empty while no
+    hook is registered (test ``hooks.by_event``, a plain attribute: cheap).
     """
 
-    __slots__ = ("_by_event", "_lock")
+    __slots__ = ("by_event", "_lock")
 
     def __init__(self) -> None:
-        self._by_event: dict[str, tuple[Callable[[TaskInfo], Any], ...]] = {}
+        self.by_event: dict[str, tuple[Callable[[TaskInfo], Any], ...]] = {}
         self._lock = threading.Lock()
-
-    def __bool__(self) -> bool:
-        return bool(self._by_event)
 
     def on(self, event: str, fn: Callable[[TaskInfo], Any]) -> None:
         """Call ``fn(task_info)`` on every *event* (see
@@ -51,29 +48,29 @@ class Hooks:
         _check_event(event)
         check_callable("fn", fn, optional=False)
         with self._lock:
-            hooks = dict(self._by_event)
+            hooks = dict(self.by_event)
             hooks[event] = hooks.get(event, ()) + (fn,)
-            self._by_event = hooks
+            self.by_event = hooks
 
     def off(self, event: str, fn: Callable[[TaskInfo], Any]) -> bool:
         """Remove one registration of *fn* for *event*; False if absent."""
         _check_event(event)
         with self._lock:
-            current = self._by_event.get(event, ())
+            current = self.by_event.get(event, ())
             if fn not in current:
                 return False
             index = current.index(fn)
-            hooks = dict(self._by_event)
+            hooks = dict(self.by_event)
             hooks[event] = current[:index] + current[index + 1:]
             if not hooks[event]:
                 del hooks[event]
-            self._by_event = hooks
+            self.by_event = hooks
         return True
 
     def emit(self, event: str, record: TaskInfo) -> None:
         """Call the hooks of *event* (no lock held); whatever a hook raises
         is logged and ignored."""
-        for fn in self._by_event.get(event, ()):
+        for fn in self.by_event.get(event, ()):
             try:
                 fn(record)
             except BaseException:  # noqa: B036 -- user code; we go on

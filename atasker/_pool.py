@@ -131,10 +131,11 @@ class SlotPool:
 
     # -- the cycle (lock held) ---------------------------------------------
     def take_locked(self) -> Optional[TaskInfo]:
-        """Pop the next startable record and mark it started, or None."""
+        """Pop the next startable record and mark it started, or None.
+        (A popped record's ``_key`` is stale; only queued records are ever
+        removed, and a started one is never queued again.)"""
         record = self.dispatcher.pop()
         if record is not None:
-            record._key = 0
             self._owner.start_locked(record)
         return record
 
@@ -143,8 +144,15 @@ class SlotPool:
         """*record* ended with *outcome*: record it, free its slot and
         (with *take*) start the next startable record.
 
-        Returns (callbacks due, next record or None).
+        Returns (callbacks due, next record or None).  This is the hot
+        path of every pool: :meth:`take_locked` is written out here.
         """
         due = self._owner.finish_locked(record, outcome)
-        self.dispatcher.release()
-        return due, self.take_locked() if take else None
+        dispatcher = self.dispatcher
+        dispatcher.release()
+        if not take:
+            return due, None
+        following = dispatcher.pop()
+        if following is not None:
+            self._owner.start_locked(following)
+        return due, following

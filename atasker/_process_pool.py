@@ -162,5 +162,6 @@ class ProcessPool(ProcessManager):
             proc.conn.close()
         self._procs, self._free, self._starting = [], [], 0
         self._manager, self._wake, self._closing = None, None, False
+        self._start_lock = threading.Lock()
         self.drain_locked()
         self.dispatcher.running = 0

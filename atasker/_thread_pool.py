@@ -63,7 +63,7 @@ class ThreadPool(SlotPool):
         return args, kwargs, None
 
     def push_locked(self, record: TaskInfo) -> Optional[list[TaskInfo]]:
-        self.enqueue_locked(record)
+        record._key = self.dispatcher.push(record.priority, record)
         return self.kick_locked()
 
     def kick_locked(self) -> Optional[list[TaskInfo]]:
