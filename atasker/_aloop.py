@@ -22,6 +22,8 @@ import time
 import weakref
 from typing import Any, Coroutine, Optional, Union
 
+from ._validation import deadline_of, time_left
+
 logger = logging.getLogger("atasker.aio")
 
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", \
@@ -49,8 +51,8 @@ class ALoop:
                             f"{name!r}")
         self.name = name
         # held weakly: a running loop must not keep its supervisor alive
-        self._supervisor = None if supervisor is None \
-            else weakref.ref(supervisor)
+        self._supervisor: Optional[weakref.ref] = None
+        self.supervisor = supervisor
         self.daemon = daemon
         self._lock = threading.Lock()
         self._state = _NEW
@@ -61,6 +63,11 @@ class ALoop:
     def supervisor(self) -> Any:
         """The supervisor this aloop belongs to (``None`` if none or gone)."""
         return None if self._supervisor is None else self._supervisor()
+
+    @supervisor.setter
+    def supervisor(self, supervisor: Any) -> None:
+        self._supervisor = None if supervisor is None \
+            else weakref.ref(supervisor)
 
     def __repr__(self) -> str:
         state = "active" if self.is_active() else "inactive"
@@ -129,9 +136,7 @@ class ALoop:
         ended; a number of seconds bounds the whole stop (tasks still
         running then are canceled); ``False`` returns at once.
         """
-        deadline = None
-        if not isinstance(wait, bool):
-            deadline = time.monotonic() + float(wait)
+        deadline = deadline_of("wait", wait)
         self.request_stop(cancel_tasks, deadline)
         if wait is not False:
             self.join(deadline)
@@ -153,8 +158,7 @@ class ALoop:
         """Wait for the thread to end, until *deadline* at most."""
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(None if deadline is None
-                        else max(0.0, deadline - time.monotonic()))
+            thread.join(time_left(deadline))
 
     def reset_after_fork(self) -> None:
         """In a forked child: the loop's thread does not exist there."""
@@ -209,8 +213,7 @@ async def _wind_down(cancel_tasks: bool, deadline: Optional[float]) -> None:
         if not others:
             break
         if not cancel_tasks:
-            left = None if deadline is None \
-                else max(0.0, deadline - time.monotonic())
+            left = time_left(deadline)
             _, pending = await asyncio.wait(others, timeout=left)
             if pending and left is not None \
                     and time.monotonic() >= deadline:  # type: ignore

@@ -31,6 +31,7 @@ import select
 import signal
 import threading
 import time
+import weakref
 from typing import Any, Callable, Optional
 
 from ._constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_THREAD
@@ -113,7 +114,9 @@ class App:
     """
 
     def __init__(self, supervisor: Any, engine: Engine) -> None:
-        self._supervisor = supervisor
+        # weakly: the supervisor holds its app, and a dropped supervisor
+        # is freed at once, without waiting for the cycle collector
+        self._supervisor = weakref.proxy(supervisor)
         self._engine = engine
         self.id = engine.id
         # serialises declarations and run()

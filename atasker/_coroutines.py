@@ -21,7 +21,8 @@ import threading
 from typing import Any, Optional, Union
 
 from ._aloop import ALoop
-from ._constants import TASK_STATUS_QUEUED, TT_COROUTINE
+from ._constants import SUPERVISOR_RUNNING, TASK_STATUS_QUEUED, \
+    TT_COROUTINE
 from ._pool import Outcome, Owner
 from ._taskinfo import TaskInfo, log_failure
 
@@ -79,6 +80,10 @@ class Aloops:
             self._aloops.setdefault(aloop.name, aloop)
             self._default = aloop
 
+    def count(self) -> int:
+        """How many aloops there are (a lock-free read)."""
+        return len(self._aloops)
+
     def all_locked(self) -> list[ALoop]:
         return list(self._aloops.values())
 
@@ -104,6 +109,8 @@ class Aloops:
 
     def _resolve(self, loop: Any) -> Any:
         """The loop a coroutine task given ``loop=`` goes to."""
+        if self._owner.state != SUPERVISOR_RUNNING:     # raced stop()
+            raise RuntimeError(f"supervisor {self._owner.id} is stopped")
         if loop is None:
             with self._create_lock:
                 aloop = self.get(None) or self.get("default")
@@ -162,7 +169,10 @@ class Aloops:
     def kill(self, record: TaskInfo) -> bool:
         task = record._runner
         if isinstance(task, asyncio.Task):
-            task.get_loop().call_soon_threadsafe(task.cancel)
+            try:
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            except RuntimeError:    # its loop has closed: it has ended
+                pass
         return True
 
     def shutdown_locked(self) -> None:
@@ -175,7 +185,10 @@ class Aloops:
         pass        # the engine stops the aloops with cancel_tasks
 
     def join(self, deadline: Optional[float]) -> None:
-        self.stop_all(False, deadline, wait=True)
+        with self._lock:
+            aloops = list(self._aloops.values())
+        for aloop in aloops:
+            aloop.join(deadline)
 
     def owns(self, thread: threading.Thread) -> bool:
         return any(aloop.owns(thread)

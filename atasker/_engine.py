@@ -28,7 +28,7 @@ delivered or logged: it never ends a thread of ours.
 
 Nothing here references the public :class:`TaskSupervisor`: it holds the
 engine, never the other way round, so a dropped supervisor is collected
-and its finalizer stops the engine (see ``_supervisor``).
+and its finalizer stops the engine (see ``_shutdown``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from ._hooks import Hooks
 from ._pool import Outcome, Pool
 from ._process_pool import ProcessPool
 from ._registry import Registry
-from ._taskinfo import TaskInfo, log_failure
+from ._taskinfo import TaskInfo
 from ._thread_pool import ThreadPool
 from ._timers import Timers
 
@@ -76,7 +76,6 @@ class Engine:
                  reserve_high: int,
                  task_context: Optional[Callable[[], Any]]) -> None:
         self.id = engine_id
-        self.task_context = task_context
         self.lock = threading.Lock()
         self._all_done = threading.Condition(self.lock)
         self.stopped_event = threading.Event()
@@ -89,7 +88,11 @@ class Engine:
         self.on_quiet: Optional[Callable[[], None]] = None
         self.schedulers: list[Any] = []
         self.registry = Registry(self.lock, f"{engine_id}-")
-        self.hooks = Hooks()
+        self.hooks = hooks = Hooks(task_context)
+        # the Owner protocol's user-code calls, made by the hooks object
+        self.run_task = hooks.run_task
+        self.emit_started = hooks.emit_started
+        self.after = hooks.after
         self.timers = Timers(f"atasker_{engine_id}")
         self.idle_thread_timeout = 60.0
         self.timeout_warning: Optional[float] = None
@@ -104,15 +107,27 @@ class Engine:
         self._pools: dict[int, Pool] = {
             TT_THREAD: self.threads, TT_MP: self.processes,
             TT_COROUTINE: self.aloops}
+        # from the start: an aloop may run before the first task
+        live_engines.add(self)
+
+    @property
+    def task_context(self) -> Optional[Callable[[], Any]]:
+        """The factory of context managers around thread and coroutine
+        tasks, or None."""
+        return self.hooks.task_context
 
     # ------------------------------------------------------------------
     # lifecycle
     # ------------------------------------------------------------------
     def start(self) -> None:
-        """Accept tasks (again)."""
+        """Accept tasks (again).  ``RuntimeError`` while a ``stop()`` is
+        still under way: start again once it has returned."""
         with self.lock:
             if self.state == _RUNNING:
                 return
+            if self.state == _STOPPING:
+                raise RuntimeError(f"supervisor {self.id} is stopping; "
+                                   f"start it again once stop() returned")
             self.state = _RUNNING
             self.started_at = time.monotonic()
             self.gave_up = False
@@ -120,7 +135,6 @@ class Engine:
                 pool.restart_locked()
             self.timers.open()
             self.stopped_event.clear()
-            live_engines.add(self)
         logger.debug("supervisor %s started", self.id)
 
     def ensure_running(self) -> None:
@@ -139,13 +153,6 @@ class Engine:
         thread = threading.current_thread()
         return self.timers.owns(thread) or any(
             pool.owns(thread) for pool in self._pools.values())
-
-    def owns_threads(self) -> bool:
-        """Whether stopping the engine may end any thread (a cheap, lock-free
-        guess that errs on the side of yes)."""
-        return not (self.state == _STOPPED and not self.registry.unfinished
-                    ) and not (self.state == _NEW
-                               and not self.aloops.mapping_locked())
 
     def begin_stop(self, stop_schedulers: bool) -> list[Any]:
         """running → stopping; return the schedulers to stop."""
@@ -182,6 +189,10 @@ class Engine:
                 timer_thread = self._wind_down_locked()
         self.stopped_event.set()
         return timer_thread
+
+    def pools(self) -> list[Pool]:
+        """Every pool: threads, processes, coroutines."""
+        return list(self._pools.values())
 
     def abandon(self) -> list[TaskInfo]:
         """End what can be ended now (a bounded stop ran out): every pool
@@ -321,10 +332,9 @@ class Engine:
     def _all_ended_locked(self) -> None:
         """No task is unfinished any more."""
         self._notify_quiet_locked()
-        if self.state != _RUNNING:
-            self._all_done.notify_all()
-            if self.state == _STOPPED:
-                self._wind_down_locked()
+        self._all_done.notify_all()
+        if self.state == _STOPPED:
+            self._wind_down_locked()
 
     def _cancel_locked(self, record: TaskInfo) -> None:
         if record.status == TASK_STATUS_QUEUED:
@@ -332,42 +342,6 @@ class Engine:
         self._finalize_locked(record, TASK_STATUS_CANCELED,
                               None, CancelledError(f"task {record.id} "
                                                    f"canceled"))
-
-    def run_task(self, record: TaskInfo) -> Outcome:
-        if self.hooks.by_event:
-            self.hooks.emit("task_started", record)
-        try:
-            # _args/_kwargs are set until the task ends
-            if self.task_context is None:
-                return True, record.task(
-                    *record._args, **record._kwargs)  # type: ignore[arg-type]
-            with self.task_context():
-                return True, record.task(
-                    *record._args, **record._kwargs)  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: B036 -- delivered to its owner
-            log_failure(record, exc)
-            return False, exc
-
-    def emit_started(self, record: TaskInfo) -> None:
-        if self.hooks.by_event:
-            self.hooks.emit("task_started", record)
-
-    def after(self, record: TaskInfo) -> None:
-        """Run the callback of an ended task and its final hooks (no lock
-        held); whatever they raise is logged."""
-        if record.status == TASK_STATUS_COMPLETED:
-            callback, argument = record._callback, record.result
-        else:
-            callback, argument = record._error_callback, record.exception
-        record._callback = record._error_callback = None
-        if callback is not None:
-            try:
-                callback(argument)
-            except BaseException:  # noqa: B036 -- user code; we go on
-                logger.exception("callback %r of task %s (%s) raised",
-                                 callback, record.id, record.name)
-        if self.hooks.by_event:
-            self.hooks.emit_final(record)
 
     # ------------------------------------------------------------------
     # timer callbacks (timer thread, no lock held on entry)

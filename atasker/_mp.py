@@ -91,6 +91,14 @@ def accepts_task_id(function: Callable[..., Any]) -> bool:
         return _accepts_task_id.__wrapped__(function)
 
 
+def forget_child(process: Any) -> None:
+    """In a forked child: *process* is the parent's child, not ours; keep
+    multiprocessing from joining it at exit."""
+    children = getattr(multiprocessing.process, "_children", None)
+    if children is not None:
+        children.discard(process)
+
+
 def check_mp_numbers(pool_size: Optional[int],
                      max_tasks_per_child: Optional[int]) -> None:
     if pool_size is not None and not isinstance(pool_size, bool) \

@@ -31,10 +31,14 @@ class Owner(Protocol):
 
     id: str
     lock: threading.Lock
+    #: "new", "running", "stopping" or "stopped" (read without the lock
+    #: only as a hint)
+    state: str
     idle_thread_timeout: float
-    #: a factory of context managers wrapped around thread and coroutine
-    #: tasks, or None
-    task_context: Optional[Callable[[], Any]]
+    @property
+    def task_context(self) -> Optional[Callable[[], Any]]:
+        """A factory of context managers wrapped around thread and
+        coroutine tasks, or None."""
 
     def start_locked(self, record: TaskInfo) -> None:
         """queued → started (lock held)."""

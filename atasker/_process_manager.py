@@ -64,7 +64,9 @@ class ProcessManager(SlotPool):
 
     def _kick_locked(self) -> Optional[list]:
         """Assign startable tasks to free workers; return ``(worker,
-        record)`` pairs to :meth:`launch` after the lock is released."""
+        record, payload)`` triples to :meth:`launch` after the lock is
+        released (the payload is read here: once the task has ended --
+        timed out, say -- the record no longer holds it)."""
         free = self._free
         sends = None
         while free:
@@ -74,23 +76,23 @@ class ProcessManager(SlotPool):
             proc = free.pop()
             proc.task = record
             if sends is None:
-                sends = [(proc, record)]
+                sends = [(proc, record, record._args)]
             else:
-                sends.append((proc, record))
+                sends.append((proc, record, record._args))
         return sends
 
     def launch(self, sends: list) -> None:
         """Send assigned tasks to their workers."""
         owner = self._owner
-        for proc, record in sends:
+        for proc, record, payload in sends:
             # before the send: the task may end (on the manager thread) as
             # soon as it is sent, and its start must be reported first
             owner.emit_started(record)
             try:
-                proc.conn.send_bytes(record._args)
-            except OSError:
-                # the worker is dying: the manager fails the task when it
-                # sees the death
+                proc.conn.send_bytes(payload)
+            except (OSError, ValueError):
+                # the worker is dying (or its pipe is closed): the manager
+                # fails the task when it sees the death
                 logger.debug("worker %s gone before task %s was sent",
                              proc.process.pid, record.id)
 
@@ -121,6 +123,9 @@ class ProcessManager(SlotPool):
                     with self._lock:
                         if self._closing and not self._procs \
                                 and not self._starting:
+                            # under the lock: start() makes a new manager
+                            # from here on, instead of reopening this one
+                            self._manager = None
                             return
                         watch: dict = {wake.fileno(): None}
                         for proc in self._procs:
@@ -146,6 +151,9 @@ class ProcessManager(SlotPool):
             logger.exception("process pool manager failed; killing workers")
             self.abandon()
             self._fail_all(exc)
+            with self._lock:
+                self._manager = None
+                self._procs, self._free, self._starting = [], [], 0
         finally:
             with self._lock:
                 if self._wake is wake:
@@ -154,20 +162,27 @@ class ProcessManager(SlotPool):
 
     def _fail_all(self, cause: BaseException) -> None:
         """Fail every queued and running task of a broken pool."""
+        error = RuntimeError(f"the process pool failed: {cause!r}")
+        due = self._fail_queued(error)
+        with self._lock:
+            for proc in self._procs:
+                record, proc.task = proc.task, None
+                if record is not None and \
+                        self.end_locked(record, (False, error), take=False)[0]:
+                    due.append(record)
+        for record in due:
+            self._owner.after(record)
+
+    def _fail_queued(self, error: BaseException) -> list:
+        """Fail every queued task with *error*; return those whose
+        callbacks are due (to call without the lock)."""
         owner = self._owner
         with self._lock:
             records = self.drain_locked()
             for record in records:
                 owner.start_locked(record)      # a failure needs a start
-            for proc in self._procs:
-                if proc.task is not None:
-                    records.append(proc.task)
-                    proc.task = None
-            due = [record for record in records
-                   if owner.finish_locked(record, (False, RuntimeError(
-                       f"the process pool failed: {cause!r}")))]
-        for record in due:
-            owner.after(record)
+            return [record for record in records
+                    if owner.finish_locked(record, (False, error))]
 
     def _adjust(self) -> None:
         """Start missing processes; ask surplus free ones to leave."""
@@ -185,22 +200,40 @@ class ProcessManager(SlotPool):
             self._starting += missing
         for proc in surplus:
             self._send_stop(proc)
-        for _ in range(missing):
-            self._start_process()
+        for started in range(missing):
+            error = self._start_process()
+            if error is None:
+                continue
+            # e.g. out of file descriptors: try again at the next wake-up
+            with self._lock:
+                self._starting -= missing - started - 1
+                stranded = not self._procs and not self._starting
+            if stranded:    # no process at all: queued tasks cannot run
+                for record in self._fail_queued(RuntimeError(
+                        f"could not start a worker process: {error!r}")):
+                    self._owner.after(record)
+            return
 
-    def _start_process(self) -> None:
+    def _start_process(self) -> Optional[BaseException]:
+        """Start one worker process; the error if that failed."""
         ctx = self._context
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        try:
+            parent_conn, child_conn = ctx.Pipe(duplex=True)
+        except OSError as exc:
+            with self._lock:
+                self._starting -= 1
+            logger.exception("could not start a worker process")
+            return exc
         process = ctx.Process(target=worker_main, args=(child_conn,),
                               name=f"{self._name}_worker")
         try:
             process.start()
-        except Exception:
+        except Exception as exc:
             with self._lock:
                 self._starting -= 1
             parent_conn.close()
             logger.exception("could not start a worker process")
-            raise
+            return exc
         finally:
             child_conn.close()
         proc = Proc(process, parent_conn)
@@ -211,6 +244,7 @@ class ProcessManager(SlotPool):
             sends = self._kick_locked()
         if sends:
             self.launch(sends)
+        return None
 
     def _send_stop(self, proc: Proc) -> None:
         try:
@@ -247,6 +281,7 @@ class ProcessManager(SlotPool):
             dismiss = False
             if following is not None:
                 proc.task = following
+                payload = following._args
             elif not proc.leaving:
                 if stays and not self._closing:
                     self._free.append(proc)
@@ -256,7 +291,7 @@ class ProcessManager(SlotPool):
             lock.release()
         del outcome
         if following is not None:
-            self.launch([(proc, following)])
+            self.launch([(proc, following, payload)])
         elif dismiss:
             self._send_stop(proc)
         if due:

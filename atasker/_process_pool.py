@@ -12,7 +12,8 @@ processes (psutil); the manager then starts a replacement.
 State
 -----
 As in ``_process_manager``, plus, guarded by the engine's lock,
-``_numbers`` (the configured sizes), ``_context`` and ``_max_tasks``.
+``_numbers`` (the configured sizes), ``_context``, ``_max_tasks``,
+``_last_manager`` and ``_retired`` (the engine has wound down).
 ``_start_lock`` serialises starting a manager (taken before, never inside,
 the engine's lock).
 """
@@ -21,16 +22,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Optional
 
 from ._constants import TT_MP
 from ._dispatcher import Dispatcher, validate_pool_numbers
-from ._mp import (accepts_task_id, default_mp_pool_size, kill_tree,
-                  pickle_task, resolve_context)
+from ._mp import (accepts_task_id, default_mp_pool_size, forget_child,
+                  kill_tree, pickle_task, resolve_context)
 from ._pool import Owner
 from ._process_manager import ProcessManager
 from ._taskinfo import TaskInfo
+from ._validation import time_left
 from ._wakeup import WakePipe
 
 logger = logging.getLogger("atasker.process_pool")
@@ -47,6 +48,10 @@ class ProcessPool(ProcessManager):
         self._numbers: tuple[Optional[int], int, int] = (None, 0, 0)
         # serialises starting a manager; taken before the engine's lock
         self._start_lock = threading.Lock()
+        #: the manager to join at stop (it outlives ``_manager`` briefly)
+        self._last_manager: Optional[threading.Thread] = None
+        #: the engine has wound down: start() refuses until it restarts
+        self._retired = False
 
     def configure(self, pool_size: Optional[int], reserve_normal:
                   Optional[int], reserve_high: Optional[int], context: Any,
@@ -99,32 +104,48 @@ class ProcessPool(ProcessManager):
         return payload, None, None
 
     def start(self) -> None:
-        """Make sure the manager runs (it starts the processes)."""
+        """Make sure a manager runs (it starts the processes).
+
+        A closing manager that has not ended yet is reopened rather than
+        waited for; once it has given up its role (``_manager`` is None)
+        a new one is made.  Raises ``RuntimeError`` once the engine has
+        wound down (a submission that raced ``stop()``).
+        """
         if self._manager is not None and not self._closing:
             return
         with self._start_lock:
             with self._lock:
-                old = self._manager
-                if old is not None and not self._closing:
-                    return
-            if old is not None:
-                old.join()      # the previous run's workers are leaving
-            with self._lock:
+                if self._retired:
+                    raise RuntimeError(f"supervisor {self._owner.id} is "
+                                       f"stopped")
                 self._closing = False
-                self._wake = WakePipe()
+                if self._manager is not None:
+                    self._poke_locked()     # reopened: it adjusts again
+                    return
+                self._wake = wake = WakePipe()
                 if self._context is None:
                     self._context = resolve_context(None)
                 manager = threading.Thread(
-                    target=self._manage, args=(self._wake,),
+                    target=self._manage, args=(wake,),
                     name=f"{self._name}_manager", daemon=True)
-                self._manager = manager
-            manager.start()
+                self._manager = self._last_manager = manager
+            manager.start()     # under _start_lock: one manager at a time
 
     def push_locked(self, record: TaskInfo) -> Optional[list]:
-        if self._closing or self._manager is None:
-            raise RuntimeError("the process pool is closed")
         self.enqueue_locked(record)
+        if self._manager is None or self._closing:
+            return [None]       # launch() starts a manager first
+        if not self._procs and not self._starting:
+            self._poke_locked()     # starting processes failed: try again
         return self._kick_locked()
+
+    def launch(self, sends: list) -> None:
+        if sends[0] is None:
+            # a delayed task came due on a pool that has closed (after a
+            # failure): start a manager; it hands out the queue
+            self.start()
+            return
+        super().launch(sends)
 
     def kill(self, record: TaskInfo) -> bool:
         """Kill the worker running *record* (after a timeout)."""
@@ -140,18 +161,18 @@ class ProcessPool(ProcessManager):
         return True
 
     def shutdown_locked(self) -> None:
-        """Let every worker exit once it is free; then the manager ends."""
-        self._closing = True
+        """The engine has wound down: every worker exits once it is free,
+        then the manager ends; no manager starts until the engine does."""
+        self._closing = self._retired = True
         self._poke_locked()
 
     def restart_locked(self) -> None:
-        pass        # the next task starts a new manager (see start())
+        self._retired = False   # the next task starts a manager
 
     def join(self, deadline: Optional[float]) -> None:
-        manager = self._manager
+        manager = self._last_manager
         if manager is not None and manager is not threading.current_thread():
-            manager.join(None if deadline is None
-                         else max(0.0, deadline - time.monotonic()))
+            manager.join(time_left(deadline))
 
     def owns(self, thread: threading.Thread) -> bool:
         return thread is self._manager
@@ -160,8 +181,12 @@ class ProcessPool(ProcessManager):
         # the workers and the manager belong to the parent
         for proc in self._procs:
             proc.conn.close()
+            forget_child(proc.process)
+        if self._wake is not None:
+            self._wake.close()
         self._procs, self._free, self._starting = [], [], 0
-        self._manager, self._wake, self._closing = None, None, False
+        self._manager = self._last_manager = None
+        self._wake, self._closing = None, False
         self._start_lock = threading.Lock()
         self.drain_locked()
         self.dispatcher.running = 0

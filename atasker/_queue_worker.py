@@ -108,13 +108,13 @@ class BackgroundQueueWorker(BackgroundWorker):
         self._take_locked()
 
     def _run_failed_locked(self, extra: tuple) -> None:
-        # the item goes back (at the end): nothing put is lost
+        # the item goes back (at the end of the queue): nothing is lost
         self._idle += 1
         try:
             self._queue.put_nowait(extra[0])
         except queue.Full:
-            logger.error("worker %s: item %r lost: the supervisor refused "
-                         "its run and the queue is full", self.name,
+            logger.error("worker %s: item %r lost: its run was not "
+                         "submitted and the queue is full", self.name,
                          extra[0])
 
 

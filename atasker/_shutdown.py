@@ -21,13 +21,13 @@ import _thread
 import logging
 import os
 import threading
-import time
 import weakref
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from ._atexit import before_threads_join
 from ._engine import Engine, live_engines
-from ._validation import deadline_of
+from ._constants import SUPERVISOR_NEW, SUPERVISOR_STOPPED
+from ._validation import deadline_of, time_left
 
 logger = logging.getLogger("atasker")
 
@@ -45,7 +45,7 @@ def stop_engine(engine: Engine, wait: Union[bool, float] = True,
     for scheduler in engine.begin_stop(stop_schedulers):
         try:
             scheduler.stop(wait=False)  # their runs are waited for below
-        except Exception:
+        except BaseException:  # noqa: B036 -- user code; we go on
             logger.exception("supervisor %s: stopping %r failed",
                              engine.id, scheduler)
     if cancel_tasks:
@@ -53,20 +53,15 @@ def stop_engine(engine: Engine, wait: Union[bool, float] = True,
     gave_up = waits and not engine.wait_all_done(deadline)
     if gave_up:
         _give_up(engine, wait)
-    engine.aloops.stop_all(gave_up, deadline, wait=waits)
+    engine.aloops.stop_all(gave_up, deadline, wait=False)
     timer_thread = engine.end_stop(gave_up)
     if waits:
-        engine.threads.join(deadline)
-        engine.processes.join(deadline)
+        for pool in engine.pools():
+            pool.join(deadline)
         if timer_thread is not None and \
                 timer_thread is not threading.current_thread():
-            timer_thread.join(_left(deadline))
+            timer_thread.join(time_left(deadline))
     logger.debug("supervisor %s stopped", engine.id)
-
-
-def _left(deadline: Optional[float]) -> Optional[float]:
-    return None if deadline is None \
-        else max(0.0, deadline - time.monotonic())
 
 
 def _give_up(engine: Engine, wait: Any) -> None:
@@ -96,12 +91,20 @@ def _release(engine: Engine) -> None:
     (taking no lock of ours or of ``threading``), which starts the thread
     that stops the engine.
     """
-    if not engine.owns_threads():
+    if _idle(engine):
         return
     try:
         _thread.start_new_thread(_release_in_thread, (engine,))
     except RuntimeError:    # interpreter shutdown: the exit hook stops it
         pass
+
+
+def _idle(engine: Engine) -> bool:
+    """Whether stopping *engine* cannot end any thread (a lock-free guess
+    that errs on the side of "no")."""
+    state = engine.state
+    return (state == SUPERVISOR_STOPPED and not engine.registry.unfinished
+            ) or (state == SUPERVISOR_NEW and not engine.aloops.count())
 
 
 def _release_in_thread(engine: Engine) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
-from ._constants import (BAND_NAMES, FINAL_STATUSES, TASK_STATUS_DELAYED,
+from ._constants import (BAND_NAMES, FINAL_STATUSES, SUPERVISOR_NEW,
+                         SUPERVISOR_RUNNING, TASK_STATUS_DELAYED,
                          TASK_STATUS_QUEUED, TASK_STATUS_STARTED,
                          TT_COROUTINE, TT_MP, TT_NAMES, TT_THREAD,
                          priority_band)
@@ -87,8 +88,8 @@ def supervisor_info(engine: Engine, tt: Optional[int], aloops: bool,
     dispatcher = threads.dispatcher
     with engine.lock:
         info = SupervisorInfo(
-            id=engine.id, active=engine.state == "running",
-            started=engine.state != "new",
+            id=engine.id, active=engine.state == SUPERVISOR_RUNNING,
+            started=engine.state != SUPERVISOR_NEW,
             thread_pool_size=dispatcher.pool_size,
             thread_reserve_normal=dispatcher.reserve_normal,
             thread_reserve_high=dispatcher.reserve_high,

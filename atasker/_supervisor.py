@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 from . import _default
 from ._aloop import ALoop
 from ._app import App
-from ._constants import TASK_NORMAL, TT_THREAD
+from ._constants import SUPERVISOR_RUNNING, TASK_NORMAL, TT_THREAD
 from ._dispatcher import validate_pool_numbers
 from ._engine import Engine
 from ._mp import check_mp_numbers, default_mp_pool_size
@@ -132,7 +132,7 @@ class TaskSupervisor:
     @property
     def is_active(self) -> bool:
         """True while the supervisor accepts tasks."""
-        return self._engine.state == "running"
+        return self._engine.state == SUPERVISOR_RUNNING
 
     def block(self) -> None:
         """Block the calling thread until the supervisor is stopped."""

@@ -95,7 +95,8 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
     check_task_options(priority, delay, tt, callback, error_callback,
                        timeout)
     tt = resolve_tt(f, tt)
-    engine = resolve_supervisor(supervisor)._engine
+    owner = resolve_supervisor(supervisor)
+    engine = owner._engine
     display_name = name or task_name(f)
 
     @functools.wraps(f)
@@ -105,6 +106,9 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
             priority=priority, delay=delay, tt=tt, callback=callback,
             error_callback=error_callback, timeout=timeout, loop=loop)
 
+    # the decorated function keeps its supervisor alive, as a bound
+    # ``executor.submit`` keeps its executor
+    submit.supervisor = owner  # type: ignore[attr-defined]
     return submit
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from typing import Any, Optional
 
 from ._constants import TT_THREAD
@@ -29,6 +28,7 @@ from ._dispatcher import Dispatcher
 from ._pool import Owner, SlotPool
 from ._spin import acquire_contended
 from ._taskinfo import TaskInfo
+from ._validation import time_left
 
 
 class _Worker:
@@ -63,6 +63,7 @@ class ThreadPool(SlotPool):
         return args, kwargs, None
 
     def push_locked(self, record: TaskInfo) -> Optional[list[TaskInfo]]:
+        # enqueue_locked(), written out: this is the submit hot path
         record._key = self.dispatcher.push(record.priority, record)
         return self.kick_locked()
 
@@ -85,7 +86,9 @@ class ThreadPool(SlotPool):
 
     def launch(self, records: list[TaskInfo]) -> None:
         """Start one worker thread for each already-started record."""
-        for record in records:
+        records = list(records)
+        while records:
+            record = records.pop()
             worker = _Worker()
             thread = threading.Thread(
                 target=self._work, args=(worker, record),
@@ -98,7 +101,11 @@ class ThreadPool(SlotPool):
             except RuntimeError as exc:   # e.g. can't start new thread
                 with self._lock:
                     self._threads.discard(thread)
-                self._abandon_start(record, exc)
+                    due, following = self.end_locked(record, (False, exc))
+                if due:
+                    self._owner.after(record)
+                if following is not None:
+                    records.append(following)
 
     def kill(self, record: TaskInfo) -> bool:
         return False
@@ -120,8 +127,8 @@ class ThreadPool(SlotPool):
             threads = set(self._threads)
         threads.discard(threading.current_thread())
         for thread in threads:
-            thread.join(None if deadline is None
-                        else max(0.0, deadline - time.monotonic()))
+            if thread.ident is not None:    # not one being started now
+                thread.join(time_left(deadline))
 
     def owns(self, thread: threading.Thread) -> bool:
         return thread in self._threads
@@ -141,49 +148,42 @@ class ThreadPool(SlotPool):
         return len(self._idle)
 
     # -- worker threads ----------------------------------------------------
-    def _abandon_start(self, record: TaskInfo, exc: BaseException) -> None:
-        with self._lock:
-            due, following = self.end_locked(record, (False, exc))
-        if due:
-            self._owner.after(record)
-        if following is not None:
-            self.launch([following])
-
     def _work(self, worker: _Worker, record: TaskInfo) -> None:
-        owner = self._owner
         lock = self._lock
-        run = owner.run_task
+        run = self._owner.run_task
         end_locked = self.end_locked
-        after = owner.after
+        after = self._owner.after
         following: Optional[TaskInfo]
         while True:
             outcome = run(record)
-            leaving = False
             if not lock.acquire(False):
                 acquire_contended(lock)
             try:        # lock held
                 due, following = end_locked(record, outcome)
-                if following is None:
-                    if self._shutdown:
-                        self._threads.discard(worker.thread)
-                        leaving = True
-                    else:
-                        self._idle.append(worker)
             finally:
                 lock.release()
             del outcome             # drop the result before parking
             if due:
+                # before this thread is idle: a callback that submits a
+                # task and waits for it is never handed its own task
                 after(record)
             if following is None:
-                if leaving:
-                    return
-                following = self._park(worker)
+                following = self._next(worker)
                 if following is None:
                     return
             record = following
 
-    def _park(self, worker: _Worker) -> Optional[TaskInfo]:
-        """Wait for a hand-off; None means: exit."""
+    def _next(self, worker: _Worker) -> Optional[TaskInfo]:
+        """Take the next startable task, or park until one is handed over;
+        None means: exit (shut down, or idle for too long)."""
+        with self._lock:
+            record = self.take_locked()
+            if record is not None:
+                return record
+            if self._shutdown:
+                self._threads.discard(worker.thread)
+                return None
+            self._idle.append(worker)
         woken = worker.wake.acquire(timeout=self._owner.idle_thread_timeout)
         with self._lock:
             record = worker.task

@@ -10,13 +10,17 @@ the thread goes on.
 
 State
 -----
-``_cond`` (a condition with its own lock) guards ``_heap``, ``_thread``
-and ``_open``.  Invariant: ``_thread`` is the one live timer thread, or
+``_cond`` (a condition with its own lock) guards ``_heap``, ``_thread``,
+``_live`` and ``_open``.  Invariant: ``_thread`` is the one live timer thread, or
 ``None``; it is started by :meth:`schedule` under ``_cond`` when there is
 none, so two callers can never make two threads.  A thread exits once
 it is no longer ``_thread`` (after :meth:`close`), so a restart never
-waits for the old one.  Callers may hold other locks: nothing here calls
-out while holding ``_cond``.
+waits for the old one; ``_live`` holds every timer thread that has not
+returned yet (one that was closed may still be finishing a callback).
+Callers may hold other locks -- the engine's, when it schedules -- so the
+first :meth:`schedule` starts the thread under them: a thread start takes
+none of our locks, and it happens once per start of the supervisor.
+Nothing else here calls out while holding ``_cond``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Timers:
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._counter = itertools.count()
         self._thread: Optional[threading.Thread] = None
+        self._live: set[threading.Thread] = set()
         self._open = True
 
     def open(self) -> None:
@@ -85,6 +90,7 @@ class Timers:
                                           name=f"{self._name}_timers",
                                           daemon=True)
                 self._thread = thread
+                self._live.add(thread)
                 thread.start()
             elif heap[0][2] is handle:
                 self._cond.notify()
@@ -103,14 +109,16 @@ class Timers:
             return thread
 
     def owns(self, thread: threading.Thread) -> bool:
-        """Whether *thread* is the timer thread."""
-        return thread is self._thread
+        """Whether *thread* is a timer thread (also one closed and still
+        finishing its last callback)."""
+        return thread in self._live
 
     def reset_after_fork(self) -> None:
         """In a forked child: no timer thread exists there."""
         self._cond = threading.Condition(threading.Lock())
         self._heap = []
         self._thread = None
+        self._live = set()
 
     def _run(self) -> None:
         cond = self._cond
@@ -120,6 +128,7 @@ class Timers:
             with cond:
                 while True:
                     if self._thread is not me:
+                        self._live.discard(me)
                         return
                     if heap:
                         wait = heap[0][0] - time.monotonic()

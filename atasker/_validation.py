@@ -38,6 +38,13 @@ def timeout_arg(name: str, value: Optional[float]) -> float:
     return -1 if value is None or value == _INF else float(value)
 
 
+def time_left(deadline: Optional[float]) -> Optional[float]:
+    """Seconds until the monotonic *deadline* (never negative), or None
+    for no deadline: what ``join(timeout=)`` takes."""
+    return None if deadline is None \
+        else max(0.0, deadline - time.monotonic())
+
+
 def deadline_of(name: str, wait: Union[bool, float]) -> Optional[float]:
     """The monotonic deadline of a ``wait=`` argument: ``True``/``False``/
     ``inf`` have none."""

@@ -21,6 +21,9 @@ a submission that fails at once calls the run's error callback in the
 same thread, which may decide the next run).  ``_submit_lock`` is taken
 before, never inside, ``_lock``; :meth:`BackgroundWorker.stop` takes it to
 let a submission in flight finish, so no run starts after ``stop()``.
+Lock order: ``_submit_lock`` → ``_lock`` → the engine's lock → the
+timers' lock (``_lock`` is held while scheduling a timer or unregistering
+from the engine, which take only their own locks).
 User code -- the executor, ``on_error``, ``process_result`` -- never runs
 under either lock.
 """
@@ -178,16 +181,24 @@ class BackgroundWorker:
             self._on_stop_locked()
         with self._submit_lock:     # a submission in flight lands first
             with self._lock:
+                # runs decided but not submitted never will be: undo them
+                for _, task_id, extra in self._due:
+                    self._runs.discard(task_id)
+                    self._run_failed_locked(extra)
+                self._due.clear()
                 runs = list(self._runs)
         engine = self._engine
         engine.unregister_scheduler(self)
         for task_id in runs:
             engine.cancel(task_id)
+        # ids already forgotten belong to runs that ended long ago
+        runs = [task_id for task_id in runs
+                if task_id in engine.registry.tasks]
         if wait is not False and runs and \
                 not getattr(self._inside, "flag", False):
             try:
                 engine.registry.wait(runs, None if wait is True else wait)
-            except (KeyError, TimeoutError):    # forgotten, or not yet
+            except TimeoutError:    # a bounded wait ran out
                 pass
 
     def restart(self, *args: Any, **kwargs: Any) -> None:
@@ -230,25 +241,30 @@ class BackgroundWorker:
     def _submit_due(self, quiet: bool) -> None:
         """Submit the runs decided so far (no lock held).
 
-        If the supervisor refuses one, the worker stops: *quiet* (the end
-        of a run, a timer) logs it -- the supervisor is stopping -- else
-        the error is raised to the caller.
+        Each caller submits what is due when it gets ``_submit_lock`` --
+        runs decided meanwhile are submitted by the thread that decided
+        them, so no caller loops for ever behind a fast loop worker.  If
+        the supervisor refuses a run, the worker stops: *quiet* (the end of
+        a run, a timer) logs it -- the supervisor is stopping -- else the
+        error is raised to the caller.
         """
         with self._submit_lock:
-            while True:
+            with self._lock:
+                due = list(self._due)
+                self._due.clear()
+            for index, (generation, task_id, extra) in enumerate(due):
                 with self._lock:
-                    if not self._due:
-                        return
-                    generation, task_id, extra = self._due.popleft()
-                    if generation != self._generation:
+                    if generation != self._generation:  # stopped meanwhile
                         self._runs.discard(task_id)
+                        self._run_failed_locked(extra)
                         continue
                 try:
                     self._submit(generation, task_id, extra)
                 except Exception as exc:
                     with self._lock:
-                        self._runs.discard(task_id)
-                        self._run_failed_locked(extra)
+                        for _, undone, undone_extra in due[index:]:
+                            self._runs.discard(undone)
+                            self._run_failed_locked(undone_extra)
                     self.stop(wait=False)
                     if not quiet:
                         raise
@@ -307,7 +323,7 @@ class BackgroundWorker:
             try:
                 verdict = self.process_result(value) \
                     if self._tt == TT_MP else value
-            except Exception:
+            except BaseException:  # noqa: B036 -- user code; we go on
                 logger.exception("worker %s: process_result raised",
                                  self.name)
                 verdict = None
@@ -325,7 +341,7 @@ class BackgroundWorker:
             return
         try:
             self.on_error(e=exc, **self.on_error_kwargs)
-        except Exception:
+        except BaseException:  # noqa: B036 -- user code; we go on
             logger.exception("worker %s: on_error raised", self.name)
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from concurrent.futures import CancelledError
 
 import psutil
@@ -423,3 +424,42 @@ def test_workers_exit_when_the_parent_is_killed(method, fifo_gates):
         parent.stdout.close()
     _, alive = psutil.wait_procs(workers, timeout=SAFETY)
     assert not alive
+
+
+class _FailFirstStart:
+    """A multiprocessing context whose first process fails to start (as
+    when the parent is out of file descriptors)."""
+
+    def __init__(self):
+        import multiprocessing
+        self._real = multiprocessing.get_context("forkserver")
+        self.Pipe = self._real.Pipe
+        self.failures = 1
+
+    def Process(self, *args, **kwargs):
+        process = self._real.Process(*args, **kwargs)
+        if self.failures:
+            self.failures -= 1
+
+            def start():
+                raise OSError(24, "Too many open files")
+            process.start = start
+        return process
+
+
+def test_a_worker_process_that_fails_to_start_does_not_break_the_pool():
+    """The first process start fails: the queued task fails with that
+    error (it could not run anywhere), the next task starts a process and
+    runs, and stop() ends the pool within its deadline."""
+    sup = atasker.TaskSupervisor(pool_size=2)
+    sup.set_mp_pool(pool_size=1, reserve_normal=0, reserve_high=0,
+                    context=_FailFirstStart())
+    first = sup.put_task(mp_funcs.add, args=(1, 2), tt=atasker.TT_MP)
+    with pytest.raises(RuntimeError, match="could not start a worker"):
+        sup.wait_completed(first, SAFETY)
+    second = sup.put_task(mp_funcs.add, args=(2, 2), tt=atasker.TT_MP)
+    assert sup.wait_completed(second, SAFETY) == 4
+    started = time.monotonic()
+    sup.stop(wait=SAFETY)
+    assert time.monotonic() - started < SAFETY / 2
+    assert sup.get_info().mp_processes == 0

@@ -453,3 +453,34 @@ def test_event_trigger_before_start_runs_at_start(sup):
     assert counter.count == 0
     on_event.start()
     counter.wait()
+
+
+def test_stop_waits_for_running_runs_while_another_is_only_decided(sup):
+    """A queue worker with two consumers: one run is running, the next is
+    decided but not yet submitted when ``stop()`` comes.  ``stop()`` still
+    waits for the running one, and the undecided item stays queued."""
+    long_gate, short_gate = threading.Event(), threading.Event()
+    in_gap, go_on = threading.Event(), threading.Event()
+
+    def job(item, **_):
+        (long_gate if item == "long" else short_gate).wait(SAFETY)
+
+    worker = BackgroundQueueWorker(executor_func=job, workers=2,
+                                   supervisor=sup)
+    submit_due = worker._submit_due
+
+    def held_submit_due(quiet):
+        # the end of "short" decides the run of "c": hold it there
+        if quiet and not in_gap.is_set():
+            in_gap.set()
+            go_on.wait(SAFETY)
+        return submit_due(quiet)
+
+    worker._submit_due = held_submit_due
+    worker.start()
+    for item in ("long", "short", "c"):
+        worker.put(item)
+    short_gate.set()
+    assert in_gap.wait(SAFETY)
+    assert_blocks_until(worker.stop, lambda: (go_on.set(), long_gate.set()))
+    assert worker.qsize() == 1              # "c" went back to the queue
