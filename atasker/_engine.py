@@ -88,6 +88,8 @@ class Engine:
         self.on_quiet: Optional[Callable[[], None]] = None
         self.schedulers: list[Any] = []
         self.registry = Registry(self.lock, f"{engine_id}-")
+        self._new_id = self.registry.new_id         # the submit hot path
+        self._tasks = self.registry.tasks           # (read-only here)
         self.hooks = hooks = Hooks(task_context)
         # the Owner protocol's user-code calls, made by the hooks object
         self.run_task = hooks.run_task
@@ -265,7 +267,7 @@ class Engine:
         if self.state != _RUNNING:
             self.ensure_running()
         if task_id is None:
-            task_id = self.registry.new_id()
+            task_id = self._new_id()
         pool = self._pools[tt]
         payload, run_kwargs, runner = pool.prepare(
             target, args, kwargs or {}, task_id, loop)
@@ -280,15 +282,22 @@ class Engine:
         with self.lock:
             if self.state != _RUNNING:
                 raise self.stopped_error()
-            if task_id in self.registry.tasks:
+            if task_id in self._tasks:
                 raise ValueError(f"task_id {task_id!r} is already in use")
             if delay:
                 record.status = TASK_STATUS_DELAYED
                 record._timer = self.timers.schedule(delay, self._on_delay,
                                                      record)
             else:
-                actions = self._enqueue_locked(record, pool)
-            self.registry.add_locked(record)
+                # _enqueue_locked() written out: the status is queued
+                # already, and this is the hot path
+                actions = pool.push_locked(record)
+                if self.timeout_warning is not None or \
+                        self.timeout_critical is not None:
+                    self._schedule_alarms_locked(record)
+            # registry.add_locked(), written out for the same reason
+            self._tasks[task_id] = record
+            self.registry.unfinished += 1
         if actions is not None:
             pool.launch(actions)
         return task_id
@@ -299,12 +308,16 @@ class Engine:
     def _enqueue_locked(self, record: TaskInfo, pool: Pool) -> Any:
         record.status = TASK_STATUS_QUEUED
         actions = pool.push_locked(record)
+        self._schedule_alarms_locked(record)
+        return actions
+
+    def _schedule_alarms_locked(self, record: TaskInfo) -> None:
+        """The queue-wait alarms of a task that has just been queued."""
         warn, crit = self.timeout_warning, self.timeout_critical
         if warn is not None:
             self.timers.schedule(warn, self._on_queue_alarm, record, False)
         if crit is not None:
             self.timers.schedule(crit, self._on_queue_alarm, record, True)
-        return actions
 
     def start_locked(self, record: TaskInfo) -> None:
         record.time_started = time.time()

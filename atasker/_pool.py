@@ -117,6 +117,11 @@ class SlotPool:
         self._owner = owner
         self._lock = owner.lock
         self.dispatcher = dispatcher
+        # bound once: the cycle below runs for every task
+        self._finish_locked = owner.finish_locked
+        self._start_locked = owner.start_locked
+        self._pop = dispatcher.pop
+        self._release = dispatcher.release
 
     # -- queue (lock held) -------------------------------------------------
     def enqueue_locked(self, record: TaskInfo) -> None:
@@ -138,9 +143,9 @@ class SlotPool:
         """Pop the next startable record and mark it started, or None.
         (A popped record's ``_key`` is stale; only queued records are ever
         removed, and a started one is never queued again.)"""
-        record = self.dispatcher.pop()
+        record = self._pop()
         if record is not None:
-            self._owner.start_locked(record)
+            self._start_locked(record)
         return record
 
     def end_locked(self, record: TaskInfo, outcome: Outcome,
@@ -151,12 +156,11 @@ class SlotPool:
         Returns (callbacks due, next record or None).  This is the hot
         path of every pool: :meth:`take_locked` is written out here.
         """
-        due = self._owner.finish_locked(record, outcome)
-        dispatcher = self.dispatcher
-        dispatcher.release()
+        due = self._finish_locked(record, outcome)
+        self._release()
         if not take:
             return due, None
-        following = dispatcher.pop()
+        following = self._pop()
         if following is not None:
-            self._owner.start_locked(following)
+            self._start_locked(following)
         return due, following

@@ -4,6 +4,9 @@ the waiters of ``wait_completed``.
 State
 -----
 Every attribute is guarded by the engine's lock (passed in as ``lock``).
+A record is registered by ``Engine.submit`` itself -- ``tasks[id] =
+record`` and ``unfinished += 1``, on its hot path -- and ends here, in
+:meth:`Registry.finalize_locked`.
 Invariants: ``unfinished`` equals the number of registered records whose
 status is not final; a record's ``_waiters`` holds the waiters not yet
 released for it, and a waiter is released exactly once, by the transition
@@ -66,11 +69,6 @@ class Registry:
     def new_id(self) -> str:
         """A fresh task id (thread-safe without the lock)."""
         return f"{self._id_prefix}{next(self._ids)}"
-
-    def add_locked(self, record: TaskInfo) -> None:
-        """Register *record* (its id is not in use: the caller checked)."""
-        self.tasks[record.id] = record
-        self.unfinished += 1
 
     def finalize_locked(self, record: TaskInfo, status: int, result: Any,
                         exception: Optional[BaseException]) -> bool:

@@ -69,20 +69,26 @@ class ThreadPool(SlotPool):
 
     def kick_locked(self) -> Optional[list[TaskInfo]]:
         """Hand startable tasks to idle workers; return the ones that need
-        a new thread (for :meth:`launch`), or ``None``."""
+        a new thread (for :meth:`launch`), or ``None``.  (``take_locked``
+        written out: this runs on every submission.)"""
+        record = self._pop()
+        if record is None:
+            return None
         spawn = None
-        while True:
-            record = self.take_locked()
-            if record is None:
-                return spawn
-            if self._idle:
-                worker = self._idle.pop()
+        idle = self._idle
+        start_locked = self._start_locked
+        while record is not None:
+            start_locked(record)
+            if idle:
+                worker = idle.pop()
                 worker.task = record
                 worker.wake.release()
             elif spawn is None:
                 spawn = [record]
             else:
                 spawn.append(record)
+            record = self._pop()
+        return spawn
 
     def launch(self, records: list[TaskInfo]) -> None:
         """Start one worker thread for each already-started record."""

@@ -124,8 +124,10 @@ def test_timeout_kills_worker_and_its_children(mp_sup, tmp_path):
     fifo = str(tmp_path / "child_pid")
     os.mkfifo(fifo)
     errors = []
+    # long enough for the worker to start its child and reach the FIFO on
+    # a loaded machine (else the reader below would wait for ever)
     task_id = mp_sup.put_task(mp_funcs.spawn_child_and_wait, args=(fifo,),
-                              tt=TT_MP, timeout=0.5,
+                              tt=TT_MP, timeout=2,
                               error_callback=errors.append)
     with open(fifo) as reader:
         child_pid = int(reader.read())
