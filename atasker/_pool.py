@@ -35,6 +35,7 @@ class Owner(Protocol):
     #: only as a hint)
     state: str
     idle_thread_timeout: float
+
     @property
     def task_context(self) -> Optional[Callable[[], Any]]:
         """A factory of context managers wrapped around thread and
