@@ -174,18 +174,8 @@ class TaskSupervisor:
         start.  ``pool_size=0`` means unlimited.  An argument left as
         ``None`` keeps its current value.
         """
-        pool = self._engine.threads
-        dispatcher = pool.dispatcher
-        with self._engine.lock:
-            dispatcher.configure(
-                dispatcher.pool_size if pool_size is None else pool_size,
-                dispatcher.reserve_normal if reserve_normal is None
-                else reserve_normal,
-                dispatcher.reserve_high if reserve_high is None
-                else reserve_high)
-            spawn = pool.kick_locked()
-        if spawn:
-            pool.launch(spawn)
+        self._engine.threads.configure(pool_size, reserve_normal,
+                                       reserve_high)
 
     @property
     def thread_pool_size(self) -> int:

@@ -58,6 +58,23 @@ class ThreadPool(SlotPool):
         self._counter = itertools.count(1)
 
     # -- the engine's side -------------------------------------------------
+    def configure(self, pool_size: Optional[int],
+                  reserve_normal: Optional[int],
+                  reserve_high: Optional[int]) -> None:
+        """Change the numbers (``None`` keeps one); a larger pool starts
+        waiting tasks at once.  See ``set_thread_pool``."""
+        dispatcher = self.dispatcher
+        with self._lock:
+            dispatcher.configure(
+                dispatcher.pool_size if pool_size is None else pool_size,
+                dispatcher.reserve_normal if reserve_normal is None
+                else reserve_normal,
+                dispatcher.reserve_high if reserve_high is None
+                else reserve_high)
+            spawn = self.kick_locked()
+        if spawn:
+            self.launch(spawn)
+
     def prepare(self, target: Any, args: tuple, kwargs: dict, task_id: str,
                 loop: Any) -> tuple[Any, Any, Any]:
         return args, kwargs, None

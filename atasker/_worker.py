@@ -183,8 +183,7 @@ class BackgroundWorker:
             with self._lock:
                 # runs decided but not submitted never will be: undo them
                 for _, task_id, extra in self._due:
-                    self._runs.discard(task_id)
-                    self._run_failed_locked(extra)
+                    self._undo_locked(task_id, extra)
                 self._due.clear()
                 runs = list(self._runs)
         engine = self._engine
@@ -230,6 +229,11 @@ class BackgroundWorker:
     def _run_failed_locked(self, extra: tuple) -> None:
         """A decided run could not be submitted (*extra*: its arguments)."""
 
+    def _undo_locked(self, task_id: str, extra: tuple) -> None:
+        """Forget a decided run that will not be submitted."""
+        self._runs.discard(task_id)
+        self._run_failed_locked(extra)
+
     # -- running -----------------------------------------------------------
     def _run_locked(self, *extra: Any) -> None:
         """Decide one run of the executor (lock held); it is submitted by
@@ -255,16 +259,14 @@ class BackgroundWorker:
             for index, (generation, task_id, extra) in enumerate(due):
                 with self._lock:
                     if generation != self._generation:  # stopped meanwhile
-                        self._runs.discard(task_id)
-                        self._run_failed_locked(extra)
+                        self._undo_locked(task_id, extra)
                         continue
                 try:
                     self._submit(generation, task_id, extra)
                 except Exception as exc:
                     with self._lock:
                         for _, undone, undone_extra in due[index:]:
-                            self._runs.discard(undone)
-                            self._run_failed_locked(undone_extra)
+                            self._undo_locked(undone, undone_extra)
                     self.stop(wait=False)
                     if not quiet:
                         raise

@@ -525,6 +525,15 @@ def _drop(ref) -> None:
                     "hold it)")
 
 
+def _collect_and_join(ref, threads, prefix) -> None:
+    """The supervisor behind *ref* has been dropped: collect it, and wait
+    for its *threads* (named *prefix*...) to end."""
+    _drop(ref)
+    for thread in threads:
+        thread.join(SAFETY)
+    assert not threads_named(prefix)
+
+
 def test_dropped_supervisor_is_collected_and_its_threads_end():
     """Like a dropped ``ThreadPoolExecutor``: a supervisor nobody refers to
     is garbage-collected and its pool threads end."""
@@ -540,10 +549,7 @@ def test_dropped_supervisor_is_collected_and_its_threads_end():
         raise
     ref = weakref.ref(s)
     del s
-    _drop(ref)
-    for thread in threads:
-        thread.join(SAFETY)
-    assert not threads_named(prefix)
+    _collect_and_join(ref, threads, prefix)
 
 
 def test_dropped_supervisor_with_process_pool_ends_its_processes():
@@ -569,10 +575,7 @@ def test_dropped_supervisor_with_process_pool_ends_its_processes():
         raise
     ref = weakref.ref(s)
     del s
-    _drop(ref)
-    for thread in threads:
-        thread.join(SAFETY)
-    assert not threads_named(prefix)
+    _collect_and_join(ref, threads, prefix)
     _, alive = psutil.wait_procs(processes, timeout=SAFETY)
     assert not alive, f"worker processes outlived their supervisor: {alive}"
 
