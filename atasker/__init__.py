@@ -29,7 +29,7 @@ from ._local import LocalProxy, g
 from ._locker import Locker
 from ._status_server import StatusServer
 from ._supervisor import TaskSupervisor, task_supervisor
-from ._taskinfo import SupervisorInfo, TaskInfo
+from ._taskinfo import SupervisorInfo, TaskId, TaskInfo
 from ._tasks import background_task, co_apply, co_mp_apply, wait_completed
 from ._workers import (BackgroundAsyncWorker, BackgroundEventWorker,
                        BackgroundIntervalWorker, BackgroundQueueWorker,
@@ -67,6 +67,7 @@ __all__ = [
     "TT_THREAD",
     "TaskCollection",
     "TaskError",
+    "TaskId",
     "TaskInfo",
     "TaskSupervisor",
     "TaskTimeoutError",

@@ -38,7 +38,8 @@ from ._constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_THREAD
 from ._engine import Engine
 from ._wakeup import WakePipe
 from ._workers import BackgroundIntervalWorker, background_worker
-from ._validation import check_callable, check_kwargs, check_priority, \
+from ._validation import check_args, check_callable, check_kwargs, \
+    check_name, check_priority, \
     check_seconds, check_task_options, task_name
 
 logger = logging.getLogger("atasker")
@@ -167,7 +168,8 @@ class App:
                                      timeout=timeout)
         check_callable("f", f, optional=False)
         check_task_options(priority, None, tt, None, None, timeout)
-        options = {"args": tuple(args), "kwargs": check_kwargs(kwargs),
+        check_name(name)
+        options = {"args": check_args(args), "kwargs": check_kwargs(kwargs),
                    "priority": priority, "tt": tt, "name": name,
                    "timeout": timeout}
         with self._app_lock:

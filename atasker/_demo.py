@@ -113,7 +113,6 @@ def _noop() -> None:
 def _burst(supervisor: TaskSupervisor, out: TextIO, burst: int,
            figures: dict) -> None:
     """Throughput of no-op tasks."""
-    supervisor.keep_finished = max(supervisor.keep_finished, burst)
     started = time.perf_counter()
     ids = [supervisor.put_task(_noop) for _ in range(burst)]
     supervisor.wait_completed(ids)

@@ -54,11 +54,12 @@ from ._hooks import Hooks
 from ._pool import Outcome, Pool
 from ._process_pool import ProcessPool
 from ._registry import Registry
-from ._taskinfo import TaskInfo
+from ._taskinfo import TaskId, TaskInfo
 from ._thread_pool import ThreadPool
 from ._timers import Timers
 
 logger = logging.getLogger("atasker")
+_new_str = str.__new__
 
 _NEW, _RUNNING, _STOPPING, _STOPPED = (
     SUPERVISOR_NEW, SUPERVISOR_RUNNING, SUPERVISOR_STOPPING,
@@ -196,6 +197,12 @@ class Engine:
         """Every pool: threads, processes, coroutines."""
         return list(self._pools.values())
 
+    def unfinished(self) -> list[TaskInfo]:
+        """The tasks not yet ended, running ones first."""
+        with self.lock:
+            records = self.registry.unfinished_locked()
+        return sorted(records, key=lambda r: r.status != TASK_STATUS_STARTED)
+
     def abandon(self) -> list[TaskInfo]:
         """End what can be ended now (a bounded stop ran out): every pool
         kills what it can.  Returns the thread tasks left running."""
@@ -256,7 +263,7 @@ class Engine:
                = None,
                timeout: Optional[float] = None,
                task_id: Optional[str] = None, waiter: Any = None,
-               loop: Any = None) -> str:
+               loop: Any = None) -> TaskId[Any]:
         """Accept a validated task; return its id (the hot path).
 
         *waiter*, if given, is registered on the task before it can end
@@ -300,7 +307,11 @@ class Engine:
             self.registry.unfinished += 1
         if actions is not None:
             pool.launch(actions)
-        return task_id
+        # handle_of(), written out: the hot path
+        handle = _new_str(TaskId, task_id)
+        handle._info = record
+        handle._registry = self.registry
+        return handle
 
     # ------------------------------------------------------------------
     # transitions (lock held) and the Owner protocol
@@ -314,10 +325,14 @@ class Engine:
     def _schedule_alarms_locked(self, record: TaskInfo) -> None:
         """The queue-wait alarms of a task that has just been queued."""
         warn, crit = self.timeout_warning, self.timeout_critical
+        if warn is None and crit is None:
+            return
+        # held weakly: a finished task must not wait for its alarm to go
+        ref = weakref.ref(record)
         if warn is not None:
-            self.timers.schedule(warn, self._on_queue_alarm, record, False)
+            self.timers.schedule(warn, self._on_queue_alarm, ref, False)
         if crit is not None:
-            self.timers.schedule(crit, self._on_queue_alarm, record, True)
+            self.timers.schedule(crit, self._on_queue_alarm, ref, True)
 
     def start_locked(self, record: TaskInfo) -> None:
         record.time_started = time.time()
@@ -384,7 +399,11 @@ class Engine:
                 record.id, record.name, record._timeout)
         self.after(record)
 
-    def _on_queue_alarm(self, record: TaskInfo, critical: bool) -> None:
+    def _on_queue_alarm(self, ref: "weakref.ref[TaskInfo]",
+                        critical: bool) -> None:
+        record = ref()
+        if record is None:
+            return
         with self.lock:
             if record.status != TASK_STATUS_QUEUED:
                 return
@@ -409,7 +428,7 @@ class Engine:
     def cancel(self, task_id: str) -> bool:
         """Cancel a queued or delayed task; False if it is not waiting."""
         with self.lock:
-            record = self.registry.tasks.get(task_id)
+            record = self.registry.find(task_id)
             if record is None or record.status not in (TASK_STATUS_QUEUED,
                                                        TASK_STATUS_DELAYED):
                 return False
@@ -433,7 +452,7 @@ class Engine:
     def mark_completed(self, task_id: str) -> bool:
         """Compatibility: a running task counts as completed now."""
         with self.lock:
-            record = self.registry.tasks.get(task_id)
+            record = self.registry.find(task_id)
             if record is None:
                 raise KeyError(f"unknown task id {task_id!r}")
             if record.status != TASK_STATUS_STARTED:

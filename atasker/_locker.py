@@ -7,6 +7,8 @@ import logging
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
+from ._validation import timeout_arg
+
 logger = logging.getLogger("atasker")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,27 +34,22 @@ class Locker:
 
     Args:
         mod: a name for log messages.
-        timeout: seconds to wait for the lock (``None`` waits for ever).
+        timeout: seconds to wait for the lock (``None`` or ``inf`` waits
+            for ever).
         relative: ``True`` for a re-entrant lock (``RLock``), ``False`` for a
             plain ``Lock``.
     """
 
     def __init__(self, mod: str = "main", timeout: Optional[float] = 5,
                  relative: bool = True) -> None:
-        if timeout is not None and (isinstance(timeout, bool) or not
-                                    isinstance(timeout, (int, float))):
-            raise TypeError(f"timeout must be a number of seconds or None, "
-                            f"not {type(timeout).__name__}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0, got {timeout}")
+        timeout_arg("timeout", timeout)     # checked now, read at each use
         self.lock = threading.RLock() if relative else threading.Lock()
         self.mod = mod
         self.relative = relative
         self.timeout = timeout
 
     def _acquire(self, what: str) -> bool:
-        timeout = -1 if self.timeout is None else self.timeout
-        if self.lock.acquire(timeout=timeout):
+        if self.lock.acquire(timeout=timeout_arg("timeout", self.timeout)):
             return True
         logger.critical("%s: lock not acquired within %s s (%s)", self.mod,
                         self.timeout, what)

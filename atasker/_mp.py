@@ -8,6 +8,7 @@ import inspect
 import multiprocessing
 import os
 import pickle
+import reprlib
 from typing import Any, Callable, Optional, Union
 
 import psutil
@@ -69,8 +70,18 @@ def pickle_task(function: Callable[..., Any], args: tuple,
 
 
 def _short_repr(obj: Any) -> str:
-    text = repr(obj)
+    """A bounded repr: shallow (a deeply nested value must not recurse
+    again) and short."""
+    try:
+        text = _REPR.repr(obj)
+    except Exception:   # a broken __repr__
+        text = f"<{type(obj).__name__} object>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxother = _REPR.maxstring = 80
 
 
 @functools.lru_cache(maxsize=512)

@@ -5,25 +5,70 @@ Protocol over one duplex pipe per worker: the parent sends the pickled
 "exit"); the worker answers each with the pickled ``(True, result)`` or
 ``(False, exception, traceback_text)``.  The worker owns nothing else: it
 knows nothing of priorities or ids.
+
+Nothing a task starts outlives the worker: on Linux the worker is a child
+subreaper, so even a double-forked daemon stays in its process tree; it
+lives in a process group of its own (signals meant for the terminal's or
+a launcher's group are not for it: the supervisor decides its fate, and
+the parent can end the group if the worker crashes); and whenever it
+exits -- told to, or because the parent is gone -- it kills what is left
+of its tree first, and does not wait for threads a task left running.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
+import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _watch_parent(sentinel: int) -> None:
     """Exit at once when the parent process is gone."""
     from multiprocessing.connection import wait
     wait([sentinel])
-    os._exit(1)
+    _exit(1)
+
+
+def _become_subreaper() -> None:
+    """Linux: adopt orphaned descendants, so a task's double-forked
+    daemon stays in this process's tree (where timeouts and exits find
+    it).  Elsewhere such a daemon can escape."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(
+            _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _exit(code: int) -> NoReturn:
+    """Kill what is left of this process's tree, then exit at once,
+    without waiting for threads a task left running."""
+    try:
+        import psutil
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    except Exception:   # noqa: S110 -- exiting whatever happens
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:   # noqa: S110 -- a closed or broken stream
+            pass
+    os._exit(code)
 
 
 def _failure(exc: BaseException) -> bytes:
@@ -56,8 +101,14 @@ def run_one(data: bytes) -> bytes:
 def worker_main(conn: Any) -> None:
     """Serve tasks from *conn* until told to exit or the parent is gone."""
     # Ctrl-C in a terminal reaches the whole process group; the parent
-    # decides what happens to the work, so the workers ignore it.
+    # decides what happens to the work, so the workers ignore it, and
+    # leave the group (a launcher such as GNU timeout signals it all)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.setpgid(0, 0)
+    except OSError:     # e.g. already a session leader
+        pass
+    _become_subreaper()
     import multiprocessing
     parent = multiprocessing.parent_process()
     if parent is not None:
@@ -67,7 +118,12 @@ def worker_main(conn: Any) -> None:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
-            return                  # the parent closed the pipe
+            break                   # the parent closed the pipe
         if not data:
-            return
-        conn.send_bytes(run_one(data))
+            break
+        answer = run_one(data)
+        try:
+            conn.send_bytes(answer)
+        except OSError:             # the task closed the pipe
+            break
+    _exit(0)

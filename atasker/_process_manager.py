@@ -26,6 +26,8 @@ lock, so no pipe has two writers at once.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 from multiprocessing.connection import wait
 from typing import Any, Optional
@@ -256,7 +258,16 @@ class ProcessManager(SlotPool):
         try:
             data = proc.conn.recv_bytes()
         except (EOFError, OSError):
-            proc.process.join()     # it is exiting: collect it now
+            # exiting -- or its task closed the pipe and runs on: it can
+            # report nothing more, and it must not keep us waiting
+            if proc.process.exitcode is None:
+                with self._lock:
+                    record = proc.task
+                if record is not None and not proc.leaving:
+                    logger.error("worker process %s closed its pipe while "
+                                 "running task %s; killing it",
+                                 proc.process.pid, record.id)
+                kill_tree(proc.process.pid)
             self._bury(proc)
             return
         outcome: Outcome = decode(data)
@@ -299,6 +310,7 @@ class ProcessManager(SlotPool):
 
     def _bury(self, proc: Proc) -> None:
         """A worker has exited: fail its task, if any, and forget it."""
+        _end_group(proc.process.pid)
         proc.process.join()
         exitcode = proc.process.exitcode
         pid = proc.process.pid
@@ -337,3 +349,16 @@ class ProcessManager(SlotPool):
             self.launch(sends)
         if due:
             self._owner.after(record)
+
+
+def _end_group(pid: int) -> None:
+    """Kill what is left of a dead worker's process group: the processes
+    its tasks started (unless they left the group).  A process id is not
+    handed out again while a group of that id has members, so this
+    reaches the worker's own group -- or nothing, once it is empty."""
+    if not hasattr(os, "killpg"):
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -25,8 +25,12 @@ from typing import Any, Iterable, Optional
 from ._constants import (FINAL_STATUSES, TASK_STATUS_CANCELED,
                          TASK_STATUS_COMPLETED, TASK_STATUS_FAILED,
                          TT_COROUTINE, TT_MP, TT_THREAD)
-from ._taskinfo import TaskInfo
+from ._taskinfo import TaskId, TaskInfo
 from ._validation import timeout_arg
+
+#: how many finished tasks stay findable by a plain-string id by default
+#: (a held :class:`TaskId` finds its task for as long as it is held)
+KEEP_FINISHED = 100
 
 #: index in ``Registry.totals`` lists, by final status
 _TOTAL_INDEX = {TASK_STATUS_COMPLETED: 0, TASK_STATUS_FAILED: 1,
@@ -62,9 +66,21 @@ class Registry:
         #: canceled]
         self.totals = {TT_THREAD: [0, 0, 0], TT_MP: [0, 0, 0],
                        TT_COROUTINE: [0, 0, 0]}
-        self.keep_finished = 10_000
+        self.keep_finished = KEEP_FINISHED
         self._id_prefix = id_prefix
         self._ids = itertools.count(1)      # next() is atomic
+
+    def check_chosen_id(self, task_id: str) -> None:
+        """Refuse a caller's id that is not a str, or that an automatic id
+        could take later (``<prefix><number>``)."""
+        if not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str, not "
+                            f"{type(task_id).__name__}")
+        prefix = self._id_prefix
+        if task_id.startswith(prefix) and task_id[len(prefix):].isdigit():
+            raise ValueError(f"task_id {task_id!r} has the form of this "
+                             f"supervisor's automatic ids "
+                             f"({prefix}<number>); choose another")
 
     def new_id(self) -> str:
         """A fresh task id (thread-safe without the lock)."""
@@ -119,6 +135,16 @@ class Registry:
         return [record for record in self.tasks.values()
                 if record.status not in FINAL_STATUSES]
 
+    def find(self, task_id: str) -> Optional[TaskInfo]:
+        """The record of *task_id*: by its handle (a :class:`TaskId` of
+        this registry, however long ago it ended), else by the plain
+        string (while unfinished or in the history)."""
+        record = self.tasks.get(task_id)
+        if record is None and type(task_id) is TaskId and \
+                task_id._registry is self:
+            record = task_id._info
+        return record
+
     def wait(self, ids: Iterable[str], timeout: Optional[float]
              ) -> list[TaskInfo]:
         """Wait until the tasks *ids* have ended; return their records.
@@ -131,7 +157,7 @@ class Registry:
         with self._lock:
             records = []
             for task_id in ids:
-                record = self.tasks.get(task_id)
+                record = self.find(task_id)
                 if record is None:
                     raise KeyError(f"unknown task id {task_id!r} (never "
                                    f"submitted here, or already forgotten)")

@@ -18,25 +18,40 @@ does not wait again for what a bounded stop gave up on.
 from __future__ import annotations
 
 import _thread
+import functools
 import logging
 import os
+import signal
+import sys
 import threading
+import time
+import types
 import weakref
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from ._atexit import before_threads_join
 from ._engine import Engine, live_engines
-from ._constants import SUPERVISOR_NEW, SUPERVISOR_STOPPED
+from ._constants import STATUS_NAMES, SUPERVISOR_NEW, SUPERVISOR_STOPPED
 from ._validation import deadline_of, time_left
 
 logger = logging.getLogger("atasker")
 
 
+#: at interpreter exit, seconds between warnings naming the tasks that
+#: exit still waits for
+EXIT_REPORT_EVERY = 5.0
+
+
 def stop_engine(engine: Engine, wait: Union[bool, float] = True,
-                stop_schedulers: bool = True,
-                cancel_tasks: bool = False) -> None:
-    """See :meth:`TaskSupervisor.stop`."""
+                stop_schedulers: bool = True, cancel_tasks: bool = False,
+                report_every: Optional[float] = None) -> None:
+    """See :meth:`TaskSupervisor.stop`; *report_every* seconds of waiting,
+    a warning names the unfinished tasks."""
     deadline = deadline_of("wait", wait)
+    if _handler_interrupted_us():
+        _thread.start_new_thread(_stop_in_thread, (
+            engine, wait, stop_schedulers, cancel_tasks))
+        return
     waits = wait is not False
     if waits and engine.owns_current_thread():
         raise RuntimeError(
@@ -50,7 +65,7 @@ def stop_engine(engine: Engine, wait: Union[bool, float] = True,
                              engine.id, scheduler)
     if cancel_tasks:
         engine.cancel_pending()
-    gave_up = waits and not engine.wait_all_done(deadline)
+    gave_up = waits and not _wait_all_done(engine, deadline, report_every)
     if gave_up:
         _give_up(engine, wait)
     engine.aloops.stop_all(gave_up, deadline, wait=False)
@@ -62,6 +77,86 @@ def stop_engine(engine: Engine, wait: Union[bool, float] = True,
                 timer_thread is not threading.current_thread():
             timer_thread.join(time_left(deadline))
     logger.debug("supervisor %s stopped", engine.id)
+
+
+def _wait_all_done(engine: Engine, deadline: Optional[float],
+                   report_every: Optional[float]) -> bool:
+    """``engine.wait_all_done(deadline)``, saying every *report_every*
+    seconds what it still waits for."""
+    if report_every is None:
+        return engine.wait_all_done(deadline)
+    while True:
+        report_at = time.monotonic() + report_every
+        if deadline is not None and deadline <= report_at:
+            return engine.wait_all_done(deadline)
+        if engine.wait_all_done(report_at):
+            return True
+        left = engine.unfinished()
+        logger.warning(
+            "supervisor %s: exit waits for %d unfinished task(s): %s%s",
+            engine.id, len(left), ", ".join(
+                f"{r.id} ({r.name}, {STATUS_NAMES[r.status]})"
+                for r in left[:10]), ", ..." if len(left) > 10 else "")
+
+
+def _stop_in_thread(engine: Engine, wait: Union[bool, float],
+                    stop_schedulers: bool, cancel_tasks: bool) -> None:
+    try:
+        stop_engine(engine, wait, stop_schedulers, cancel_tasks)
+    except BaseException:  # noqa: B036 -- nobody else would see it
+        logger.exception("supervisor %s: stop() failed", engine.id)
+
+
+def _handler_interrupted_us() -> bool:
+    """Whether the caller runs in a Python signal handler that interrupted
+    atasker's own code.
+
+    Python runs a signal handler in the main thread between two bytecodes
+    of whatever that thread was doing.  If it was inside atasker (in
+    ``put_task``, say, holding the supervisor's lock), a stop that takes
+    our locks or waits would wait for the very thread it runs in.  The
+    handler's frame is recognised by its code among the installed
+    handlers; an atasker frame under it is the interrupted code.
+    """
+    if _thread.get_ident() != threading.main_thread().ident:
+        return False
+    codes = _handler_codes()
+    frame: Optional[types.FrameType] = sys._getframe(1)
+    while frame is not None and frame.f_code not in codes:
+        frame = frame.f_back
+    while frame is not None:
+        frame = frame.f_back
+        if frame is not None and _is_ours(frame):
+            return True
+    return False
+
+
+def _is_ours(frame: types.FrameType) -> bool:
+    module = frame.f_globals.get("__name__", "")
+    return module == "atasker" or module.startswith("atasker.")
+
+
+def _handler_codes() -> set[types.CodeType]:
+    """The code objects of the Python-level signal handlers installed now."""
+    codes = set()
+    for signum in signal.valid_signals():
+        try:
+            handler: Any = signal.getsignal(signum)
+        except (OSError, ValueError):
+            continue
+        for _ in range(8):      # unwrap partials, methods, callable objects
+            if isinstance(handler, functools.partial):
+                handler = handler.func
+            elif hasattr(handler, "__func__"):
+                handler = handler.__func__
+            elif isinstance(handler, types.FunctionType):
+                codes.add(handler.__code__)
+                break
+            elif callable(handler):
+                handler = getattr(type(handler), "__call__", None)
+            else:
+                break
+    return codes
 
 
 def _give_up(engine: Engine, wait: Any) -> None:
@@ -118,7 +213,8 @@ def _stop_all_at_exit() -> None:
         try:
             # a bounded stop that gave up was the user's decision: exit
             # does not wait again for what it abandoned
-            stop_engine(engine, wait=not engine.gave_up)
+            stop_engine(engine, wait=not engine.gave_up,
+                        report_every=EXIT_REPORT_EVERY)
         except Exception:
             logger.exception("stopping supervisor %s at exit failed",
                              engine.id)

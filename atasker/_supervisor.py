@@ -26,8 +26,9 @@ from ._mp import check_mp_numbers, default_mp_pool_size
 from ._shutdown import release_when_collected, stop_engine
 from ._status import snapshot, supervisor_info
 from ._status_server import StatusServer, check_address
-from ._taskinfo import SupervisorInfo, TaskInfo
-from ._validation import (check_callable, check_kwargs, check_task_options,
+from ._taskinfo import SupervisorInfo, TaskId, TaskInfo
+from ._validation import (check_args, check_callable, check_kwargs,
+                          check_name, check_task_options,
                           resolve_tt, task_name)
 
 
@@ -80,7 +81,8 @@ class TaskSupervisor:
     stopped and its threads end.
 
     Tunable attributes: ``keep_finished`` (how many finished tasks stay
-    visible, default 10,000), ``idle_thread_timeout`` (seconds an idle pool
+    findable by a plain-string id, default 100; a held :class:`TaskId`
+    always finds its task), ``idle_thread_timeout`` (seconds an idle pool
     thread lingers, default 60), and the queue-wait alarms
     ``timeout_warning``/``timeout_critical`` (seconds a task may wait in the
     queue before ``timeout_warning_func``/``timeout_critical_func`` is called
@@ -154,6 +156,13 @@ class TaskSupervisor:
             cancel_tasks: cancel queued and delayed tasks (their
                 ``error_callback`` gets ``CancelledError``); running tasks
                 are still waited for.
+
+        It may be called from any thread and from a signal handler.  A
+        handler runs in the main thread between two steps of whatever it
+        was doing; if that was this library's own code (``put_task``, say),
+        the stop cannot wait there for what the interrupted code holds:
+        it is begun in a thread of its own and ``stop()`` returns at once.
+        A later ``stop()``, ``block()`` or interpreter exit waits for it.
 
         Raises:
             RuntimeError: asked to wait from one of this supervisor's own
@@ -241,34 +250,40 @@ class TaskSupervisor:
                  name: Optional[str] = None,
                  error_callback: Optional[Callable[[BaseException], Any]]
                  = None,
-                 timeout: Optional[float] = None) -> str:
-        """Submit ``target(*args, **kwargs)``; return the task id.
+                 timeout: Optional[float] = None) -> TaskId[Any]:
+        """Submit ``target(*args, **kwargs)``; return its :class:`TaskId`
+        (a ``str`` that keeps the task's outcome reachable while held).
 
         Same options as :func:`atasker.background_task`; ``task_id`` lets
-        the caller choose the id (it must not be in use).
+        the caller choose the id: a ``str`` not in use, and not of the form
+        of this supervisor's automatic ids (``<supervisor id>-<number>``).
 
         Raises:
             TypeError, ValueError: a bad argument (named in the message).
             RuntimeError: the supervisor is stopped.
         """
         check_callable("target", target, optional=False)
+        args = check_args(args)
         kwargs = check_kwargs(kwargs)
         check_task_options(priority, delay, tt, callback, error_callback,
                            timeout)
-        if task_id is not None and not isinstance(task_id, str):
-            raise TypeError(f"task_id must be a str, not "
-                            f"{type(task_id).__name__}")
+        check_name(name)
+        if task_id is not None:
+            self._engine.registry.check_chosen_id(task_id)
         return self._engine.submit(
-            target=target, args=tuple(args), kwargs=kwargs,
+            target=target, args=args, kwargs=kwargs,
             name=name or task_name(target), priority=priority, delay=delay,
             tt=resolve_tt(target, tt), callback=callback,
             error_callback=error_callback, timeout=timeout, task_id=task_id)
 
     def get_task_info(self, task_id: str) -> Optional[TaskInfo]:
-        """The :class:`TaskInfo` of *task_id*, or ``None`` if it is unknown
-        or finished long enough ago to be forgotten (see ``keep_finished``).
+        """The :class:`TaskInfo` of *task_id*, or ``None`` if it is unknown.
+
+        A held :class:`TaskId` finds its task for as long as it is held; a
+        plain string only while the task is unfinished or among the last
+        ``keep_finished`` to end.
         """
-        return self._engine.registry.tasks.get(task_id)
+        return self._engine.registry.find(task_id)
 
     def cancel_task(self, task_id: str) -> bool:
         """Cancel a queued or delayed task.

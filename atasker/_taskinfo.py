@@ -4,12 +4,51 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ._constants import FINAL_STATUSES, STATUS_NAMES, TT_NAMES
 from ._errors import TaskError
 
 logger = logging.getLogger("atasker")
+
+R = TypeVar("R", covariant=True)
+
+
+class TaskId(str, Generic[R]):
+    """The id of a submitted task: a ``str``, and a handle on the task.
+
+    It prints, hashes, compares and serialises (JSON, pickle) as the plain
+    string.  While you hold this object, its task's outcome stays
+    reachable: ``get_task_info`` and ``wait_completed`` with it work
+    however many tasks have finished since (as a ``Future`` lives as long
+    as its holder).  A plain string equal to it finds the task only while
+    it is unfinished or still in the supervisor's bounded history.  For
+    type checkers it is generic in the task's result type: ``TaskId[int]``.
+    """
+
+    # a str subclass cannot have __slots__: these live in the instance dict
+    _info: "TaskInfo"
+    _registry: Any
+
+    def __reduce__(self) -> tuple:
+        return str, (str(self),)
+
+    def __copy__(self) -> "TaskId[R]":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "TaskId[R]":
+        return self
+
+
+def handle_of(record: "TaskInfo", registry: Any) -> "TaskId[Any]":
+    """A new handle on *record*, a task of *registry*."""
+    handle: TaskId[Any] = _new_str(TaskId, record.id)
+    handle._info = record
+    handle._registry = registry
+    return handle
+
+
+_new_str = str.__new__
 
 
 class TaskInfo:
@@ -38,7 +77,8 @@ class TaskInfo:
                  "exception",
                  # private to the supervisor, guarded by its lock:
                  "_args", "_kwargs", "_callback", "_error_callback",
-                 "_timeout", "_key", "_timer", "_waiters", "_runner")
+                 "_timeout", "_key", "_timer", "_waiters", "_runner",
+                 "__weakref__")
 
     def __init__(self, task_id: str, task: Callable[..., Any], tt: int,
                  priority: int, name: str, status: int, args: Any,

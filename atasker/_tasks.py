@@ -10,9 +10,9 @@ from ._constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_MP, \
     TT_THREAD
 from ._default import resolve_supervisor
 from ._supervisor import TaskSupervisor
-from ._validation import check_callable, check_kwargs, check_task_options, \
-    resolve_tt, task_name
-from ._taskinfo import TaskInfo
+from ._validation import check_args, check_callable, check_kwargs, \
+    check_name, check_task_options, resolve_tt, task_name
+from ._taskinfo import TaskId, TaskInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,13 +94,14 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
     check_callable("f", f, optional=False)
     check_task_options(priority, delay, tt, callback, error_callback,
                        timeout)
+    check_name(name)
     tt = resolve_tt(f, tt)
     owner = resolve_supervisor(supervisor)
     engine = owner._engine
     display_name = name or task_name(f)
 
     @functools.wraps(f)
-    def submit(*args: Any, **kwargs: Any) -> str:
+    def submit(*args: Any, **kwargs: Any) -> TaskId[Any]:
         return engine.submit(
             target=f, args=args, kwargs=kwargs, name=display_name,
             priority=priority, delay=delay, tt=tt, callback=callback,
@@ -158,6 +159,7 @@ async def _co_run(tt: int, f: Callable[..., Any], args: Any,
                   supervisor: Optional[TaskSupervisor],
                   timeout: Optional[float]) -> Any:
     check_callable("f", f, optional=False)
+    args = check_args(args)
     kwargs = check_kwargs(kwargs)
     if priority is None:
         priority = TASK_NORMAL
@@ -167,7 +169,7 @@ async def _co_run(tt: int, f: Callable[..., Any], args: Any,
     waiter = _AsyncWaiter(loop, future)
     target = resolve_supervisor(supervisor)
     task_id = target._engine.submit(
-        target=f, args=tuple(args), kwargs=kwargs, name=task_name(f),
+        target=f, args=args, kwargs=kwargs, name=task_name(f),
         priority=priority, delay=delay, tt=tt, timeout=timeout,
         waiter=waiter)
     try:

@@ -113,8 +113,11 @@ class ThreadPool(SlotPool):
         while records:
             record = records.pop()
             worker = _Worker()
+            # handed over in the worker, not in the thread's arguments
+            # (which live as long as the thread: so would the outcome)
+            worker.task = record
             thread = threading.Thread(
-                target=self._work, args=(worker, record),
+                target=self._work, args=(worker,),
                 name=f"{self._name}_{next(self._counter)}", daemon=True)
             worker.thread = thread
             with self._lock:
@@ -171,7 +174,10 @@ class ThreadPool(SlotPool):
         return len(self._idle)
 
     # -- worker threads ----------------------------------------------------
-    def _work(self, worker: _Worker, record: TaskInfo) -> None:
+    def _work(self, worker: _Worker) -> None:
+        record = worker.task
+        assert record is not None, "launch() hands every thread a task"
+        worker.task = None
         lock = self._lock
         run = self._owner.run_task
         end_locked = self.end_locked
@@ -191,6 +197,8 @@ class ThreadPool(SlotPool):
                 # task and waits for it is never handed its own task
                 after(record)
             if following is None:
+                # a parked thread must not keep its last task's outcome
+                del record
                 following = self._next(worker)
                 if following is None:
                     return

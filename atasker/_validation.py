@@ -8,7 +8,8 @@ from __future__ import annotations
 import inspect
 import threading
 import time
-from typing import Any, Callable, Optional, Union
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Optional, Union
 
 from ._constants import TT_COROUTINE, TT_MP, TT_THREAD
 
@@ -80,19 +81,53 @@ def check_task_options(priority: int, delay: Optional[float], tt: int,
         raise ValueError("timeout must be > 0")
     check_callable("callback", callback)
     check_callable("error_callback", error_callback)
+    if type(tt) is not int:     # not bool, not 2.0
+        raise TypeError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
+                        f"not {type(tt).__name__}")
     if tt in (TT_THREAD, TT_MP, TT_COROUTINE):
         return
     raise ValueError(f"tt must be TT_THREAD, TT_MP or TT_COROUTINE, "
                      f"got {tt!r}")
 
 
+def check_args(args: Iterable[Any]) -> tuple:
+    """The positional arguments for a task, as a tuple: any iterable but
+    a string (which would be split into characters) or a mapping (its keys
+    would be passed: ``kwargs=`` was meant)."""
+    if isinstance(args, tuple):
+        return args
+    if isinstance(args, (str, bytes, bytearray)):
+        raise TypeError(f"args must be a tuple or list of arguments, not a "
+                        f"{type(args).__name__} (for one argument: "
+                        f"args=(value,))")
+    if isinstance(args, Mapping):
+        raise TypeError("args must be a tuple or list of arguments, not a "
+                        "mapping; keyword arguments go in kwargs=")
+    try:
+        return tuple(args)
+    except TypeError:
+        raise TypeError(f"args must be a tuple or list of arguments, not "
+                        f"{type(args).__name__} (for one argument: "
+                        f"args=(value,))") from None
+
+
 def check_kwargs(kwargs: Optional[dict]) -> dict:
-    """The keyword arguments for a task: a dict (``None`` means none)."""
+    """The keyword arguments for a task: a dict with str keys (``None``
+    means none)."""
     if kwargs is None:
         return {}
     if not isinstance(kwargs, dict):
         raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+    for key in kwargs:
+        if type(key) is not str:
+            raise TypeError(f"kwargs keys must be str (argument names), got "
+                            f"{key!r}")
     return kwargs
+
+
+def check_name(name: Optional[str]) -> None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__}")
 
 
 def resolve_tt(target: Callable[..., Any], tt: int) -> int:

@@ -103,3 +103,50 @@ class DoublingWorker(BackgroundQueueWorker):
         if len(self.results) == self.expected:
             self.done.set()
             return False
+
+
+def close_own_pipe_and_wait(path):
+    """Say "started" through the FIFO, close the worker's pipe to the
+    parent, then keep running (for ever, until killed)."""
+    import gc
+    from multiprocessing.connection import Connection
+    with open(path, "w") as fifo:
+        fifo.write("started")
+    for obj in gc.get_objects():
+        if isinstance(obj, Connection) and not obj.closed:
+            obj.close()
+    threading.Event().wait()
+
+
+def leave_thread_behind():
+    """Start a non-daemon thread that never ends, and return."""
+    threading.Thread(target=threading.Event().wait, daemon=False).start()
+    return "left"
+
+
+_DAEMON = """\
+import os, sys, time
+if os.fork():
+    os._exit(0)             # the intermediate exits: the daemon is orphaned
+os.setsid()
+with open(sys.argv[1], "w") as fifo:
+    fifo.write(str(os.getpid()))
+time.sleep(3600)
+"""
+
+
+def start_daemon_and_wait(path):
+    """Double-fork a daemon (new session, parent gone) that reports its pid
+    through the FIFO; then block for ever (until killed)."""
+    subprocess.run([sys.executable, "-c", _DAEMON, path], check=True)
+    threading.Event().wait()
+
+
+def spawn_child_and_crash(path):
+    """Start a child process, report its pid through the FIFO, then die by
+    SIGKILL (a crashed worker)."""
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time; time.sleep(3600)"])
+    with open(path, "w") as fifo:
+        fifo.write(str(child.pid))
+    os.kill(os.getpid(), signal.SIGKILL)

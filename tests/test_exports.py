@@ -15,7 +15,7 @@ DOCUMENTED = {
     "TASK_STATUS_CANCELED", "TASK_STATUS_COMPLETED", "TASK_STATUS_DELAYED",
     "TASK_STATUS_FAILED", "TASK_STATUS_QUEUED", "TASK_STATUS_STARTED",
     "TT_COROUTINE", "TT_MP", "TT_THREAD", "TaskCollection", "TaskError",
-    "TaskInfo", "TaskSupervisor", "TaskTimeoutError", "WorkerLostError",
+    "TaskId", "TaskInfo", "TaskSupervisor", "TaskTimeoutError", "WorkerLostError",
     "background_task", "co_apply", "co_mp_apply",
     "g", "set_debug", "task_supervisor", "wait_completed",
 }

@@ -199,8 +199,11 @@ def test_history_is_bounded(sup):
     ids = [sup.put_task(double, args=(i,)) for i in range(50)]
     sup.wait_completed(ids[-1])
     sup.stop()
-    known = [i for i in ids if sup.get_task_info(i) is not None]
+    # found by the plain string only while in the history
+    known = [i for i in ids if sup.get_task_info(str(i)) is not None]
     assert known == ids[-5:]
+    # a held id finds its task for as long as it is held
+    assert sup.get_task_info(ids[0]).result == 0
     assert len(sup._engine.registry.tasks) == 5
     # the history survives stop
     assert sup.get_task_info(ids[-1]).result == 98
