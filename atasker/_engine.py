@@ -91,6 +91,7 @@ class Engine:
         self.registry = Registry(self.lock, f"{engine_id}-")
         self._new_id = self.registry.new_id         # the submit hot path
         self._tasks = self.registry.tasks           # (read-only here)
+        self._home = self.registry.token
         self.hooks = hooks = Hooks(task_context)
         # the Owner protocol's user-code calls, made by the hooks object
         self.run_task = hooks.run_task
@@ -282,6 +283,7 @@ class Engine:
                           TASK_STATUS_QUEUED, payload, run_kwargs, callback,
                           error_callback, timeout, time.time())
         record._runner = runner
+        record._home = self._home
         if waiter is not None:
             record._waiters = [waiter]
             waiter.record = record
@@ -307,10 +309,8 @@ class Engine:
             self.registry.unfinished += 1
         if actions is not None:
             pool.launch(actions)
-        # handle_of(), written out: the hot path
         handle = _new_str(TaskId, task_id)
         handle._info = record
-        handle._registry = self.registry
         return handle
 
     # ------------------------------------------------------------------

@@ -12,7 +12,9 @@ status is not final; a record's ``_waiters`` holds the waiters not yet
 released for it, and a waiter is released exactly once, by the transition
 that ends the last of its tasks.  The history keeps the last
 ``keep_finished`` finished records visible by id; older ones are
-forgotten (dropped from ``tasks``).
+forgotten (dropped from ``tasks``) and live on only while someone holds
+their :class:`TaskId` handle, which :meth:`Registry.find` accepts when
+the record carries this registry's ``token`` (immutable).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class Registry:
                        TT_COROUTINE: [0, 0, 0]}
         self.keep_finished = KEEP_FINISHED
         self._id_prefix = id_prefix
+        # what a record holds to say it is ours (not the registry itself:
+        # that would be a reference cycle)
+        self.token = object()
         self._ids = itertools.count(1)      # next() is atomic
 
     def check_chosen_id(self, task_id: str) -> None:
@@ -141,7 +146,7 @@ class Registry:
         string (while unfinished or in the history)."""
         record = self.tasks.get(task_id)
         if record is None and type(task_id) is TaskId and \
-                task_id._registry is self:
+                task_id._info._home is self.token:
             record = task_id._info
         return record
 

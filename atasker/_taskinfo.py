@@ -26,9 +26,8 @@ class TaskId(str, Generic[R]):
     type checkers it is generic in the task's result type: ``TaskId[int]``.
     """
 
-    # a str subclass cannot have __slots__: these live in the instance dict
+    # a str subclass cannot have __slots__: this lives in the instance dict
     _info: "TaskInfo"
-    _registry: Any
 
     def __reduce__(self) -> tuple:
         return str, (str(self),)
@@ -40,15 +39,6 @@ class TaskId(str, Generic[R]):
         return self
 
 
-def handle_of(record: "TaskInfo", registry: Any) -> "TaskId[Any]":
-    """A new handle on *record*, a task of *registry*."""
-    handle: TaskId[Any] = _new_str(TaskId, record.id)
-    handle._info = record
-    handle._registry = registry
-    return handle
-
-
-_new_str = str.__new__
 
 
 class TaskInfo:
@@ -78,7 +68,7 @@ class TaskInfo:
                  # private to the supervisor, guarded by its lock:
                  "_args", "_kwargs", "_callback", "_error_callback",
                  "_timeout", "_key", "_timer", "_waiters", "_runner",
-                 "__weakref__")
+                 "_home", "__weakref__")
 
     def __init__(self, task_id: str, task: Callable[..., Any], tt: int,
                  priority: int, name: str, status: int, args: Any,
@@ -109,6 +99,7 @@ class TaskInfo:
         # coroutine task: its event loop while queued, its asyncio.Task
         # while running
         self._runner: Any = None
+        self._home: Any = None     # its registry's token
 
     @property
     def done(self) -> bool:
