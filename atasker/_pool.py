@@ -121,6 +121,7 @@ class SlotPool:
         # bound once: the cycle below runs for every task
         self._finish_locked = owner.finish_locked
         self._start_locked = owner.start_locked
+        self._push = dispatcher.push
         self._pop = dispatcher.pop
         self._release = dispatcher.release
 

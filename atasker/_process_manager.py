@@ -84,7 +84,11 @@ class ProcessManager(SlotPool):
         return sends
 
     def launch(self, sends: list) -> None:
-        """Send assigned tasks to their workers."""
+        """Send assigned tasks to their workers (``[None]``: no manager
+        runs; :meth:`restart` one)."""
+        if sends[0] is None:
+            self.restart()
+            return
         owner = self._owner
         for proc, record, payload in sends:
             # before the send: the task may end (on the manager thread) as
@@ -97,6 +101,10 @@ class ProcessManager(SlotPool):
                 # fails the task when it sees the death
                 logger.debug("worker %s gone before task %s was sent",
                              proc.process.pid, record.id)
+
+    def restart(self) -> None:
+        """Start a manager (see :class:`ProcessPool`)."""
+        raise NotImplementedError
 
     def abandon(self) -> None:
         """Kill every worker now (a bounded stop ran out)."""

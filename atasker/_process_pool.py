@@ -100,7 +100,8 @@ class ProcessPool(ProcessManager):
         # pickled once, here: errors reach the caller, and the bytes go to
         # the worker as they are
         payload = pickle_task(target, args, kwargs)
-        self.start()
+        if self._manager is None or self._closing:
+            self.start()
         return payload, None, None
 
     def start(self) -> None:
@@ -132,20 +133,19 @@ class ProcessPool(ProcessManager):
             manager.start()     # under _start_lock: one manager at a time
 
     def push_locked(self, record: TaskInfo) -> Optional[list]:
-        self.enqueue_locked(record)
+        # enqueue_locked(), written out: this is the submit hot path
+        record._key = self._push(record.priority, record)
         if self._manager is None or self._closing:
             return [None]       # launch() starts a manager first
         if not self._procs and not self._starting:
             self._poke_locked()     # starting processes failed: try again
         return self._kick_locked()
 
-    def launch(self, sends: list) -> None:
-        if sends[0] is None:
-            # a delayed task came due on a pool that has closed (after a
-            # failure): start a manager; it hands out the queue
-            self.start()
-            return
-        super().launch(sends)
+    def restart(self) -> None:
+        """Called by :meth:`launch` for a task queued while no manager
+        runs (a delayed task came due on a pool that closed after a
+        failure): start one; it hands out the queue."""
+        self.start()
 
     def kill(self, record: TaskInfo) -> bool:
         """Kill the worker running *record* (after a timeout)."""

@@ -81,7 +81,7 @@ class ThreadPool(SlotPool):
 
     def push_locked(self, record: TaskInfo) -> Optional[list[TaskInfo]]:
         # enqueue_locked(), written out: this is the submit hot path
-        record._key = self.dispatcher.push(record.priority, record)
+        record._key = self._push(record.priority, record)
         return self.kick_locked()
 
     def kick_locked(self) -> Optional[list[TaskInfo]]:

@@ -437,8 +437,12 @@ class _FailFirstStart:
         self._real = multiprocessing.get_context("forkserver")
         self.Pipe = self._real.Pipe
         self.failures = 1
+        # the first start waits until the test has queued its task (else
+        # it may fail before the task is there, and the retry runs it)
+        self.task_queued = threading.Event()
 
     def Process(self, *args, **kwargs):
+        assert self.task_queued.wait(SAFETY)
         process = self._real.Process(*args, **kwargs)
         if self.failures:
             self.failures -= 1
@@ -454,9 +458,11 @@ def test_a_worker_process_that_fails_to_start_does_not_break_the_pool():
     error (it could not run anywhere), the next task starts a process and
     runs, and stop() ends the pool within its deadline."""
     sup = atasker.TaskSupervisor(pool_size=2)
+    context = _FailFirstStart()
     sup.set_mp_pool(pool_size=1, reserve_normal=0, reserve_high=0,
-                    context=_FailFirstStart())
+                    context=context)
     first = sup.put_task(mp_funcs.add, args=(1, 2), tt=atasker.TT_MP)
+    context.task_queued.set()
     with pytest.raises(RuntimeError, match="could not start a worker"):
         sup.wait_completed(first, SAFETY)
     second = sup.put_task(mp_funcs.add, args=(2, 2), tt=atasker.TT_MP)
