@@ -2,35 +2,59 @@
 and ``/`` (a self-contained HTML page that refreshes itself from
 ``/status``).
 
-It is read-only: ``GET``/``HEAD`` only, any other method gets 405.  It
-handles one request at a time in its own thread, which waits on the
-listening socket and a wake-up pipe (no polling); each connection has a
-5-second time limit.
+A :class:`StatusServer` is a listening socket and a thread running an
+:class:`~atasker._http_loop.HttpLoop` on it: every client is served at
+once, each connection within ``REQUEST_DEADLINE`` seconds, and none can
+delay another (see that module).  This module decides what to answer
+(:func:`_respond`) and when the server stops.
+
+It is read-only: ``GET``/``HEAD``, any other method gets 405.  Unless
+``allow_remote``, a request's ``Host`` must name the loopback
+(``_http.is_loopback_host``), else 421: a page of another site must not
+read the status through a name of its own pointed at 127.0.0.1 (DNS
+rebinding).  A request without ``Host`` (HTTP/1.0) is served.
+
+The server holds its supervisor weakly: a dropped supervisor is
+collected, and ``/status`` and ``/metrics`` answer 503 until the server
+is stopped.
 
 State
 -----
-``StatusServer._stop_lock`` serialises :meth:`StatusServer.stop` so the
-socket and the pipe are closed once.  ``_live_servers`` (a weak set) lists
-the open servers, closed at interpreter exit.
+``StatusServer._stop_lock`` guards ``_stopping`` and the wake pipe: the
+first :meth:`StatusServer.stop` pokes it (the only poke), and it is
+closed only once the thread has ended, so a poke never hits a closed
+descriptor.  ``_live_lock`` guards ``_live_servers``, the servers not yet
+stopped, which interpreter exit stops.  A forked child forgets them: it
+closes its copies of their descriptors and never pokes a wake pipe it
+shares with the parent (that would stop the parent's server).
+
+Invariant: a server in ``_live_servers`` has a thread that has not been
+seen to end; ``stop()`` and exit wait ``STOP_WAIT`` seconds at most.
 """
 
 from __future__ import annotations
 
-import http.server
-import ipaddress
+import functools
 import json
 import logging
-import selectors
+import os
 import socket
 import threading
+import time
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from ._atexit import before_threads_join
+from ._http import (BadRequest, answer, is_loopback_host, is_loopback_name,
+                    parse_head)
+from ._http_loop import MAX_CONNECTIONS, HttpLoop
 from ._status import render_metrics
 from ._wakeup import WakePipe
 
 logger = logging.getLogger("atasker.status")
+
+#: seconds stop() (and interpreter exit) waits for the server's thread
+STOP_WAIT = 2.0
 
 
 def check_address(port: int, host: str, allow_remote: bool) -> None:
@@ -39,152 +63,172 @@ def check_address(port: int, host: str, allow_remote: bool) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or \
             not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, got {port!r}")
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback_name(host):
         raise ValueError(
             f"host {host!r} is not a loopback address; the status "
             f"server has no authentication: pass allow_remote=True to "
             f"serve it there")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+_NOT_HOST = (b"unexpected Host header: this status server answers to "
+             b"localhost, 127.0.0.1 and [::1] only (serve it with "
+             b"allow_remote=True to answer to any name)\n")
+
+
+def _respond(supervisor: Callable[[], Any], check_host: bool,
+             head: bytes) -> bytes:
+    """The whole answer to the request in *head*; *supervisor* is a weak
+    reference."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-_live_servers: "weakref.WeakSet[StatusServer]" = weakref.WeakSet()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: Any
-    timeout = 5                 # seconds per connection
-    server_version = "atasker-status"
-
-    def do_GET(self) -> None:
-        self._answer(with_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(with_body=False)
-
-    def _refuse(self) -> None:
-        self.send_response(405)
-        self.send_header("Allow", "GET, HEAD")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
-
-    def _answer(self, with_body: bool) -> None:
-        path = self.path.split("?", 1)[0]
-        supervisor = self.server.supervisor
-        if path == "/status":
-            body = json.dumps(supervisor.status()).encode()
+        request = parse_head(head)
+    except BadRequest as exc:
+        return answer(exc.code, exc.message.encode() + b"\n")
+    with_body = request.method != "HEAD"
+    if check_host and request.host is not None and \
+            not is_loopback_host(request.host):
+        return answer(421, _NOT_HOST, with_body=with_body)
+    if request.method not in ("GET", "HEAD"):
+        return answer(405, b"read-only: GET or HEAD only\n",
+                      extra=("Allow: GET, HEAD",))
+    if request.path in ("/", "/index.html"):
+        return answer(200, PAGE.encode(), "text/html; charset=utf-8",
+                      with_body=with_body)
+    if request.path not in ("/status", "/metrics"):
+        return answer(404, b"not found: try /, /status or /metrics\n",
+                      with_body=with_body)
+    target = supervisor()
+    if target is None:
+        return answer(503, b"the supervisor is gone\n", with_body=with_body)
+    try:
+        if request.path == "/status":
+            body = json.dumps(target.status()).encode()
             kind = "application/json"
-        elif path == "/metrics":
-            body = render_metrics(supervisor.status()).encode()
-            kind = "text/plain; version=0.0.4; charset=utf-8"
-        elif path in ("/", "/index.html"):
-            body = PAGE.encode()
-            kind = "text/html; charset=utf-8"
         else:
-            self.send_error(404, "not found: try /, /status or /metrics")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
+            body = render_metrics(target.status()).encode()
+            kind = "text/plain; version=0.0.4; charset=utf-8"
+    except Exception:
+        logger.exception("status server: %s of %r failed", request.path,
+                         target)
+        return answer(500, b"the status could not be read\n",
+                      with_body=with_body)
+    return answer(200, body, kind, with_body=with_body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
+
+_live_lock = threading.Lock()
+_live_servers: set[StatusServer] = set()
 
 
 class StatusServer:
     """A running status server (see :meth:`TaskSupervisor.serve_status`).
 
     Attributes: ``host``, ``port`` (the bound port), ``url`` (of ``/``).
+    It serves until :meth:`stop` or interpreter exit, whether this object
+    is kept or not; it does not keep its supervisor alive.
     """
 
-    def __init__(self, supervisor: Any, host: str, port: int) -> None:
-        self.supervisor = supervisor
+    def __init__(self, supervisor: Any, host: str, port: int, *,
+                 allow_remote: bool = False) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        wake = None
         try:
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,
-                                    1)
-            self._socket.bind((host, port))
-            self._socket.listen(16)
-        except OSError:
-            self._socket.close()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(MAX_CONNECTIONS)
+            listener.setblocking(False)
+            self.port: int = listener.getsockname()[1]
+            wake = WakePipe()
+            loop = HttpLoop(listener, wake.fileno(), functools.partial(
+                _respond, weakref.ref(supervisor), not allow_remote))
+        except Exception:
+            listener.close()
+            if wake is not None:
+                wake.close()
             raise
-        self._socket.setblocking(False)
         self.host = host
-        self.port: int = self._socket.getsockname()[1]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         self.url = f"http://{shown}:{self.port}/"
-        self._wake = WakePipe()
-        # serialises stop(): the wake pipe is closed only once
+        self._wake = wake
+        self._loop = loop
         self._stop_lock = threading.Lock()
-        self._stopped = False
+        self._stopping = False
         self._thread = threading.Thread(
-            target=self._serve, name=f"atasker_{supervisor.id}_status",
+            target=loop.run, name=f"atasker_{supervisor.id}_status",
             daemon=True)
-        self._thread.start()
-        _live_servers.add(self)
+        with _live_lock:
+            _live_servers.add(self)
+        try:
+            self._thread.start()
+        except Exception:
+            with _live_lock:
+                _live_servers.discard(self)
+            loop.close_all()
+            wake.close()
+            raise
 
     def __repr__(self) -> str:
         return f"<StatusServer {self.url}>"
 
-    def _serve(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._socket, selectors.EVENT_READ)
-            selector.register(self._wake.fileno(), selectors.EVENT_READ)
-            while True:
-                for key, _ in selector.select():
-                    if key.fileobj == self._wake.fileno():
-                        return
-                    try:
-                        conn, address = self._socket.accept()
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    self._handle(conn, address)
-
-    def _handle(self, conn: socket.socket, address: Any) -> None:
-        conn.setblocking(True)
-        try:
-            _Handler(conn, address, self)  # type: ignore[arg-type]
-        except Exception:   # a broken client must not end the server
-            logger.debug("status request from %s failed", address,
-                         exc_info=True)
-        finally:
-            conn.close()
-
     def stop(self) -> None:
-        """Close the server and wait for its thread (idempotent)."""
+        """Close the server and every connection it has open, and wait for
+        its thread (``STOP_WAIT`` seconds at most; it never waits for a
+        client).  Idempotent."""
+        self._request_stop()
+        self._wait(time.monotonic() + STOP_WAIT)
+
+    def _request_stop(self) -> None:
         with self._stop_lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            self._wake.poke()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
-        self._socket.close()
+            if not self._stopping:
+                self._stopping = True
+                self._wake.poke()
+
+    def _wait(self, deadline: float) -> None:
+        if self._thread is threading.current_thread():
+            return      # the loop ends after this turn; exit closes the rest
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            logger.warning("status server %s: its thread has not ended in "
+                           "time", self.url)
+            return
+        with self._stop_lock:
+            self._wake.close()
+        with _live_lock:
+            _live_servers.discard(self)
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the thread is the parent's, and so is the
+        other end of the wake pipe; never poke it, close the copies."""
+        self._stop_lock = threading.Lock()
+        self._stopping = True
+        self._loop.close_copies_after_fork()
         self._wake.close()
-        _live_servers.discard(self)
 
 
 def _stop_all_servers() -> None:
-    """Close every status server (at interpreter exit)."""
-    for server in list(_live_servers):
-        server.stop()
+    """Stop every status server (at interpreter exit), against one
+    deadline."""
+    with _live_lock:
+        servers = list(_live_servers)
+    for server in servers:
+        server._request_stop()
+    deadline = time.monotonic() + STOP_WAIT
+    for server in servers:
+        server._wait(deadline)
+
+
+def _forget_all_after_fork() -> None:
+    """In a forked child, the parent's servers are not ours to stop."""
+    global _live_lock
+    _live_lock = threading.Lock()
+    servers = list(_live_servers)
+    _live_servers.clear()
+    for server in servers:
+        server._forget_after_fork()
 
 
 before_threads_join(_stop_all_servers)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_all_after_fork)
 
 
 PAGE = """<!DOCTYPE html>

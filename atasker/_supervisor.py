@@ -396,9 +396,12 @@ class TaskSupervisor:
         ``port=0`` picks a free port (see the returned server's ``port``
         and ``url``).  The server listens on loopback unless *host* is
         another address *and* ``allow_remote=True``: it has no
-        authentication.  Call ``stop()`` on the returned
-        :class:`StatusServer` to close it (it is closed at interpreter exit
-        in any case).
+        authentication.  Without ``allow_remote`` it answers only requests
+        whose ``Host`` names the loopback (others get 421: DNS
+        rebinding).  It serves every client at once, each connection
+        within 5 seconds, and holds this supervisor weakly (503 once it is
+        gone).  Call ``stop()`` on the returned :class:`StatusServer` to
+        close it (it is closed at interpreter exit in any case).
 
         Raises:
             ValueError: a non-loopback *host* without ``allow_remote``, or
@@ -406,7 +409,7 @@ class TaskSupervisor:
             OSError: the address cannot be bound.
         """
         check_address(port, host, allow_remote)
-        return StatusServer(self, host, port)
+        return StatusServer(self, host, port, allow_remote=allow_remote)
 
     # -- the app runner (see atasker._app) ----------------------------------
     init_task = _to_app(App.init_task)
