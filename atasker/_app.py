@@ -16,9 +16,10 @@
 
     sys.exit(task_supervisor.run())
 
-``run()`` blocks the calling thread on one pipe: signal handlers, the end
-of an init task, the supervisor becoming idle (for ``until_complete``) or
-stopped all write a byte to it.  Nothing polls.
+``run()`` blocks the calling thread on two pipes (``_app_wake``): handled
+signals write their numbers to one; the end of an init task, the
+supervisor becoming idle (for ``until_complete``) or stopped, and the end
+of the drain write a byte to the other.  Nothing polls.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import functools
 import inspect
 import itertools
 import logging
-import select
 import signal
 import threading
 import time
@@ -35,8 +35,8 @@ import weakref
 from typing import Any, Callable, Optional
 
 from ._constants import TASK_NORMAL, TASK_STATUS_COMPLETED, TT_THREAD
+from ._app_wake import AppWake
 from ._engine import Engine
-from ._wakeup import WakePipe
 from ._workers import BackgroundIntervalWorker, background_worker
 from ._validation import check_args, check_callable, check_kwargs, \
     check_name, check_priority, \
@@ -46,64 +46,6 @@ logger = logging.getLogger("atasker")
 
 #: run() exit statuses
 EXIT_OK, EXIT_INIT_FAILED, EXIT_FORCED = 0, 1, 130
-
-
-class _Wake:
-    """What ``run()`` blocks on: two wake-up pipes.
-
-    ``poke()`` (from any thread, also under the engine's lock) writes to
-    one.  The other is the interpreter's signal wake-up fd while signals
-    are handled: the C-level handler writes the signal number there, from
-    whichever thread the signal interrupted, so ``wait()`` wakes up and
-    records it in ``signals`` without depending on when the Python-level
-    handler runs.
-    """
-
-    def __init__(self) -> None:
-        self.signals: list[int] = []
-        self._pokes = WakePipe()
-        self._signals = WakePipe()
-        self.poke = self._pokes.poke
-        self._previous_fd = -1          # no wake-up fd before ours
-        self._previous_handlers: dict = {}
-        self._handled: frozenset = frozenset()
-
-    def handle_signals(self, signums: tuple) -> None:
-        """Catch *signums* (main thread only) until :meth:`close`."""
-        self._handled = frozenset(signums)
-        self._previous_fd = signal.set_wakeup_fd(
-            self._signals.write_fileno(), warn_on_full_buffer=False)
-        for signum in signums:
-            # the wake-up fd does the work; the handler only keeps the
-            # default action (exit) from happening
-            self._previous_handlers[signum] = signal.signal(signum,
-                                                            _ignore_signal)
-
-    def wait(self, timeout: Optional[float]) -> None:
-        """Return after a poke or signal (consumed) or *timeout* seconds."""
-        ready, _, _ = select.select(
-            [self._pokes.fileno(), self._signals.fileno()], [], [], timeout)
-        if self._pokes.fileno() in ready:
-            self._pokes.drain()
-        if self._signals.fileno() in ready:
-            # other signals with Python handlers are written here too
-            self.signals.extend(n for n in self._signals.drain()
-                                if n in self._handled)
-
-    def close(self) -> None:
-        """Restore signal handling; close the pipes."""
-        if self._previous_handlers:
-            for signum, handler in self._previous_handlers.items():
-                signal.signal(signum, handler)
-            signal.set_wakeup_fd(self._previous_fd)
-        self._pokes.close()
-        self._signals.close()
-
-
-def _ignore_signal(signum: int, frame: Any) -> None:
-    """Python-level handler of the signals ``run()`` handles: their
-    numbers arrive through the wake-up fd."""
-
 
 class App:
     """The declared app of one supervisor and its ``run()``.
@@ -234,7 +176,12 @@ class App:
         first.  Then it drains: workers stop, queued work runs to its end,
         the supervisor stops.  A second signal during the drain cancels
         queued and delayed tasks and kills running process tasks; a third
-        returns at once without waiting for running thread tasks.
+        returns at once without waiting for running thread tasks.  The
+        same signal again within 0.25 s of the last one counted is the
+        same request, not another: GNU ``timeout`` and other launchers
+        signal the app and its process group, so it receives their one
+        signal twice.  Process-pool workers are not in that group; the
+        supervisor decides their fate.
 
         Returns 0 after a drain, 1 if an init task failed (the supervisor
         is then stopped and nothing else was started), 130 after a third
@@ -253,7 +200,7 @@ class App:
             self._app_running = True
             init_tasks = sorted(self._init_tasks, key=lambda t: t[:2])
         deadline = None if for_time is None else time.monotonic() + for_time
-        wake = _Wake()
+        wake = AppWake(self.id)
         signals = wake.signals
         if handle_signals and \
                 threading.current_thread() is threading.main_thread():
@@ -297,7 +244,7 @@ class App:
         logger.info("app %s started: %d task(s), %d timer(s)/worker(s)",
                     self.id, len(app_tasks), len(workers))
 
-    def _run_init_tasks(self, init_tasks: list, wake: _Wake,
+    def _run_init_tasks(self, init_tasks: list, wake: AppWake,
                         signals: list) -> bool:
         for priority, _, f, name, timeout in init_tasks:
             task_id = self._supervisor.put_task(
@@ -319,7 +266,7 @@ class App:
                 return False
         return True
 
-    def _wait_for_end(self, wake: _Wake, signals: list,
+    def _wait_for_end(self, wake: AppWake, signals: list,
                       until_complete: bool, deadline: Optional[float]) -> str:
         while True:
             if signals:
@@ -335,7 +282,7 @@ class App:
                     return "for_time elapsed"
             wake.wait(timeout)
 
-    def _drain(self, wake: _Wake, signals: list) -> int:
+    def _drain(self, wake: AppWake, signals: list) -> int:
         failure: list[BaseException] = []
         finished = threading.Event()
 

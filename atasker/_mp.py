@@ -129,7 +129,8 @@ def check_mp_numbers(pool_size: Optional[int],
 class Proc:
     """One worker process as the parent sees it."""
 
-    __slots__ = ("process", "conn", "task", "done", "leaving", "buried")
+    __slots__ = ("process", "conn", "task", "done", "leaving", "buried",
+                 "orphan")
 
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
@@ -138,6 +139,10 @@ class Proc:
         self.done = 0               # tasks it has finished
         self.leaving = False        # told to exit, or being killed
         self.buried = False         # gone (read and set by the manager only)
+        # its forkserver is gone, and its exit status with it: a handle
+        # (psutil tells a reused pid apart) to check whether it runs on;
+        # its pipe tells when it ends (manager only)
+        self.orphan: Optional[psutil.Process] = None
 
 
 def decode(data: bytes) -> tuple[bool, Any]:
@@ -153,6 +158,33 @@ def decode(data: bytes) -> tuple[bool, Any]:
     remote, text = answer[1], answer[2]
     remote.__cause__ = RemoteTraceback(text)
     return False, remote
+
+
+#: the exit code multiprocessing reports for a process started by a
+#: forkserver when the forkserver closed its status pipe without one
+#: (the forkserver is gone; the process may well be running)
+STATUS_LOST = 255
+
+
+def running(pid: int) -> Optional[psutil.Process]:
+    """A handle of process *pid* if it exists and has not exited."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() != psutil.STATUS_ZOMBIE:
+            return process
+    except psutil.Error:
+        pass
+    return None
+
+
+def still_running(process: psutil.Process) -> bool:
+    """*process* (a handle from :func:`running`) has not exited; its pid
+    was not reused since (psutil compares start times)."""
+    try:
+        return process.is_running() and \
+            process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def kill_tree(pid: int) -> None:

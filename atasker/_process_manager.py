@@ -34,7 +34,8 @@ from typing import Any, Optional
 
 from ._dispatcher import Dispatcher
 from ._errors import WorkerLostError, describe_exit
-from ._mp import Proc, decode, kill_tree
+from ._mp import STATUS_LOST, Proc, decode, kill_tree, running, \
+    still_running
 from ._mp_worker import worker_main
 from ._pool import Outcome, Owner, SlotPool
 from ._spin import acquire_contended
@@ -140,7 +141,8 @@ class ProcessManager(SlotPool):
                         watch: dict = {wake.fileno(): None}
                         for proc in self._procs:
                             watch[proc.conn] = proc
-                            watch[proc.process.sentinel] = proc
+                            if proc.orphan is None:
+                                watch[proc.process.sentinel] = proc
                     watched = list(watch)
                     changed = False
                 for ready in wait(watched):
@@ -153,6 +155,8 @@ class ProcessManager(SlotPool):
                         continue
                     if ready is proc.conn:
                         self._receive(proc)
+                    elif self._outlived_its_forkserver(proc):
+                        changed = True      # stop watching its sentinel
                     else:
                         self._bury(proc)
                     if proc.buried:
@@ -268,7 +272,8 @@ class ProcessManager(SlotPool):
         except (EOFError, OSError):
             # exiting -- or its task closed the pipe and runs on: it can
             # report nothing more, and it must not keep us waiting
-            if proc.process.exitcode is None:
+            if proc.process.exitcode is None if proc.orphan is None \
+                    else still_running(proc.orphan):
                 with self._lock:
                     record = proc.task
                 if record is not None and not proc.leaving:
@@ -316,11 +321,28 @@ class ProcessManager(SlotPool):
         if due:
             self._owner.after(record)
 
+    def _outlived_its_forkserver(self, proc: Proc) -> bool:
+        """Its sentinel says it ended, yet it runs: the forkserver that
+        started it, and would report its exit, is gone -- as when a
+        signal to the app's process group reached the forkserver, but
+        not the workers (they left the group).  From now on its pipe
+        tells when it ends; the forkserver is started again for the next
+        new process."""
+        if proc.process.exitcode != STATUS_LOST:
+            return False
+        proc.orphan = running(proc.process.pid)
+        if proc.orphan is None:
+            return False
+        logger.warning("the forkserver of worker process %s is gone; the "
+                       "worker runs on (its exit status will be unknown)",
+                       proc.process.pid)
+        return True
+
     def _bury(self, proc: Proc) -> None:
         """A worker has exited: fail its task, if any, and forget it."""
         _end_group(proc.process.pid)
         proc.process.join()
-        exitcode = proc.process.exitcode
+        exitcode = proc.process.exitcode if proc.orphan is None else None
         pid = proc.process.pid
         last_words = None
         try:

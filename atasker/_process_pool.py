@@ -183,7 +183,7 @@ class ProcessPool(ProcessManager):
             proc.conn.close()
             forget_child(proc.process)
         if self._wake is not None:
-            self._wake.close()
+            self._wake.close_after_fork()
         self._procs, self._free, self._starting = [], [], 0
         self._manager = self._last_manager = None
         self._wake, self._closing = None, False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pathlib
 import re
 import signal
@@ -183,69 +182,3 @@ def test_run_exits_non_zero_when_init_fails(tmp_path):
     assert result.returncode == 1
     assert "no route to database" in result.stderr
     assert "not starting" in result.stderr
-
-
-GATED_APP = """
-import atasker
-sup = atasker.TaskSupervisor(pool_size=1, reserve_normal=0, reserve_high=0)
-
-def blocker(path):
-    print("blocker started", flush=True)
-    with open(path) as fifo:        # blocks until the test opens it
-        fifo.read()
-    print("blocker done", flush=True)
-
-@sup.task
-def start():
-    sup.put_task(blocker, args=(FIFO,))
-    for n in range(5):
-        sup.put_task(print, args=(f"job {n} done",), kwargs={"flush": True},
-                     priority=atasker.TASK_LOW)
-"""
-
-
-def signal_gated_app(tmp_path, signum, answers, release):
-    """Run GATED_APP; once its blocker runs, send *signum* and read up to
-    each of *answers* in turn, then send it once more if *answers* ends
-    with None; open the gate if *release*.  Returns (exit code, output)."""
-    fifo = tmp_path / "gate"
-    os.mkfifo(fifo)
-    module = tmp_path / "gated_app.py"
-    module.write_text(GATED_APP.replace("FIFO", repr(str(fifo))))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "atasker", "run", f"{module}:sup"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=tmp_path)
-    lines = []
-    try:
-        read_until(process, "blocker started", lines)
-        for answer in answers:
-            process.send_signal(signum)
-            if answer is not None:
-                read_until(process, answer, lines)
-        if release:
-            with open(fifo, "w"):
-                pass                # let the running task finish
-        rest, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return process.returncode, "".join(lines) + rest
-
-
-def test_second_signal_cancels_queued_work(tmp_path):
-    code, output = signal_gated_app(
-        tmp_path, signal.SIGINT,
-        ["draining queued work", "second signal: canceled 5 queued"],
-        release=True)
-    assert code == 0, output
-    assert "blocker done" in output and "job 0 done" not in output
-
-
-def test_third_signal_returns_at_once(tmp_path):
-    code, output = signal_gated_app(
-        tmp_path, signal.SIGTERM,
-        ["draining queued work", "second signal", None], release=False)
-    assert code == 130, output
-    assert "third signal" in output and "blocker done" not in output
