@@ -115,15 +115,18 @@ def test_a_thread_left_in_a_worker_does_not_hold_up_stop():
 
 
 # -- nothing a task starts outlives it ---------------------------------------
-def _assert_dies(pid: int) -> None:
-    try:
-        process = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return
-    _, alive = psutil.wait_procs([process], timeout=SAFETY)
-    if alive:
-        alive[0].kill()
-    assert not alive, f"process {pid} outlived what started it"
+def _assert_die(*pids: int) -> None:
+    """Each of *pids* ends soon; any left is killed, then reported."""
+    processes = []
+    for pid in pids:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=SAFETY)
+    for process in alive:
+        process.kill()
+    assert not alive, f"processes outlived what started them: {alive}"
 
 
 def test_a_double_forked_daemon_dies_with_its_timed_out_task(mp_sup,
@@ -136,7 +139,7 @@ def test_a_double_forked_daemon_dies_with_its_timed_out_task(mp_sup,
         daemon = int(reader.read())
     with pytest.raises(TaskTimeoutError):
         mp_sup.wait_completed(task_id, timeout=SAFETY)
-    _assert_dies(daemon)
+    _assert_die(daemon)
 
 
 def test_the_children_of_a_crashed_worker_die(mp_sup, tmp_path):
@@ -148,7 +151,7 @@ def test_the_children_of_a_crashed_worker_die(mp_sup, tmp_path):
         child = int(reader.read())
     with pytest.raises(WorkerLostError):
         mp_sup.wait_completed(task_id, timeout=SAFETY)
-    _assert_dies(child)
+    _assert_die(child)
 
 
 def test_what_a_task_started_dies_with_the_supervisors_process(tmp_path):
@@ -181,8 +184,7 @@ def test_what_a_task_started_dies_with_the_supervisors_process(tmp_path):
     finally:
         host.kill()
         host.wait()
-    _assert_dies(child)
-    _assert_dies(daemon)
+    _assert_die(child, daemon)
 
 
 # -- interpreter exit ---------------------------------------------------------
