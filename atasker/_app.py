@@ -318,7 +318,7 @@ class App:
 
     def _abandon_queued(self) -> None:
         canceled = self._engine.cancel_pending()
-        self._engine.processes.abandon()
+        self._engine.mp_pool.abandon()
         logger.warning("app %s: second signal: canceled %d queued task(s) "
                        "and killed running process tasks; waiting for "
                        "running thread tasks", self.id, canceled)

@@ -49,6 +49,7 @@ from ._constants import (SUPERVISOR_NEW, SUPERVISOR_RUNNING,
                          TT_COROUTINE, TT_MP, TT_THREAD)
 from ._coroutines import Aloops
 from ._dispatcher import Dispatcher
+from ._executor_pool import ExecutorPool
 from ._errors import TaskTimeoutError
 from ._hooks import Hooks
 from ._pool import Outcome, Pool
@@ -111,6 +112,8 @@ class Engine:
         self._pools: dict[int, Pool] = {
             TT_THREAD: self.threads, TT_MP: self.processes,
             TT_COROUTINE: self.aloops}
+        #: pools replaced by an executor pool: still joined at stop
+        self._replaced: list[Pool] = []
         # from the start: an aloop may run before the first task
         live_engines.add(self)
 
@@ -156,7 +159,7 @@ class Engine:
         """Whether the calling thread is one of this engine's."""
         thread = threading.current_thread()
         return self.timers.owns(thread) or any(
-            pool.owns(thread) for pool in self._pools.values())
+            pool.owns(thread) for pool in self.pools())
 
     def begin_stop(self, stop_schedulers: bool) -> list[Any]:
         """running → stopping; return the schedulers to stop."""
@@ -195,8 +198,34 @@ class Engine:
         return timer_thread
 
     def pools(self) -> list[Pool]:
-        """Every pool: threads, processes, coroutines."""
-        return list(self._pools.values())
+        """Every pool: threads, processes (or the executor pool that
+        replaced them, and the pool it replaced), coroutines."""
+        return list(self._pools.values()) + self._replaced
+
+    @property
+    def mp_pool(self) -> Any:
+        """The pool that runs ``TT_MP`` tasks now: the own processes or
+        an executor pool."""
+        return self._pools[TT_MP]
+
+    def use_executor(self, executor: Any, pool_size: int,
+                     reserve_normal: int, reserve_high: int) -> None:
+        """Run ``TT_MP`` tasks on *executor* from now on (see
+        ``set_mp_pool``); ``ValueError`` while process tasks are queued
+        or running."""
+        pool = ExecutorPool(self, executor, pool_size, reserve_normal,
+                            reserve_high, name=f"atasker_{self.id}")
+        with self.lock:
+            current = self.mp_pool
+            if current.dispatcher.running or current.dispatcher.queued():
+                raise ValueError(
+                    "set_mp_pool(executor=...) while process tasks are "
+                    "queued or running; wait for them first")
+            if self.state == _RUNNING:
+                pool.restart_locked()
+            current.shutdown_locked()       # its processes leave
+            self._replaced.append(current)
+            self._pools[TT_MP] = pool
 
     def unfinished(self) -> list[TaskInfo]:
         """The tasks not yet ended, running ones first."""
@@ -216,7 +245,7 @@ class Engine:
     def _wind_down_locked(self) -> Optional[threading.Thread]:
         """Stopped and nothing left to do: let timers and processes go.
         Returns the timer thread, for joining."""
-        self.processes.shutdown_locked()
+        self._pools[TT_MP].shutdown_locked()
         return self.timers.close()
 
     def _notify_quiet_locked(self) -> None:

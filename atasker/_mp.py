@@ -69,6 +69,16 @@ def pickle_task(function: Callable[..., Any], args: tuple,
             f"arguments") from exc
 
 
+def prepare_payload(target: Callable[..., Any], args: tuple, kwargs: dict,
+                    task_id: str) -> bytes:
+    """The bytes a process task travels as: ``(target, args, kwargs)``
+    pickled once, at submission (so errors reach the caller), with
+    ``_task_id`` added for a target that accepts it."""
+    if accepts_task_id(target):
+        kwargs = {**kwargs, "_task_id": task_id}
+    return pickle_task(target, args, kwargs)
+
+
 def _short_repr(obj: Any) -> str:
     """A bounded repr: shallow (a deeply nested value must not recurse
     again) and short."""

@@ -26,8 +26,8 @@ from typing import Any, Optional
 
 from ._constants import TT_MP
 from ._dispatcher import Dispatcher, validate_pool_numbers
-from ._mp import (accepts_task_id, default_mp_pool_size, forget_child,
-                  kill_tree, pickle_task, resolve_context)
+from ._mp import (default_mp_pool_size, forget_child, kill_tree,
+                  prepare_payload, resolve_context)
 from ._pool import Owner
 from ._process_manager import ProcessManager
 from ._taskinfo import TaskInfo
@@ -95,11 +95,7 @@ class ProcessPool(ProcessManager):
 
     def prepare(self, target: Any, args: tuple, kwargs: dict, task_id: str,
                 loop: Any) -> tuple[Any, Any, Any]:
-        if accepts_task_id(target):
-            kwargs = {**kwargs, "_task_id": task_id}
-        # pickled once, here: errors reach the caller, and the bytes go to
-        # the worker as they are
-        payload = pickle_task(target, args, kwargs)
+        payload = prepare_payload(target, args, kwargs, task_id)
         if self._manager is None or self._closing:
             self.start()
         return payload, None, None

@@ -42,7 +42,7 @@ def snapshot(engine: Engine) -> dict:
     ``by_tt``).
     """
     now_wall, now = time.time(), time.monotonic()
-    threads, processes = engine.threads, engine.processes
+    threads, processes = engine.threads, engine.mp_pool
     with engine.lock:
         state, started_at = engine.state, engine.started_at
         totals = {tt: list(values)
@@ -53,6 +53,9 @@ def snapshot(engine: Engine) -> dict:
         pools["thread"].update(threads=threads.thread_count,
                                idle_threads=threads.idle_count)
         pools["process"]["processes"] = processes.process_count
+        executor = getattr(processes, "executor", None)
+        if executor is not None:
+            pools["process"]["executor"] = type(executor).__name__
         workers = list(engine.schedulers)
         aloops = engine.aloops.all_locked()
     tasks = _tasks_now(records, now_wall)
@@ -84,7 +87,7 @@ def snapshot(engine: Engine) -> dict:
 def supervisor_info(engine: Engine, tt: Optional[int], aloops: bool,
                     schedulers: bool) -> SupervisorInfo:
     """The snapshot of :meth:`TaskSupervisor.get_info`."""
-    threads, processes = engine.threads, engine.processes
+    threads, processes = engine.threads, engine.mp_pool
     dispatcher = threads.dispatcher
     with engine.lock:
         info = SupervisorInfo(

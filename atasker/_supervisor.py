@@ -201,8 +201,9 @@ class TaskSupervisor:
     def set_mp_pool(self, pool_size: Optional[int] = None,
                     reserve_normal: Optional[int] = None,
                     reserve_high: Optional[int] = None, context: Any = None,
-                    max_tasks_per_child: Optional[int] = None) -> None:
-        """Configure the process pool.
+                    max_tasks_per_child: Optional[int] = None,
+                    executor: Any = None) -> None:
+        """Configure the process pool, or run process tasks on an executor.
 
         It runs ``pool_size + reserve_normal + reserve_high`` processes;
         low-priority tasks use up to ``pool_size`` of them, normal ones
@@ -218,11 +219,51 @@ class TaskSupervisor:
                 available, else ``spawn``.  Only before the pool starts.
             max_tasks_per_child: replace a worker process after it has run
                 that many tasks.  Only before the pool starts.
+            executor: a ``concurrent.futures.Executor`` (or any object
+                with an executor's ``submit``) to run ``TT_MP`` tasks --
+                and ``co_mp_apply`` and process-pool workers -- instead of
+                the own processes, from now on.  The numbers above still
+                rule: the executor is treated as ``pool_size +
+                reserve_normal + reserve_high`` slots (``pool_size``
+                defaults to its ``_max_workers`` when it has one, else the
+                CPU count) and gets only tasks that may start now, so
+                priorities stay strict.  Task ids, info, callbacks, hooks
+                and ``delay`` work as before; a ``timeout`` fails the task
+                but cannot stop the call (it keeps its slot until it
+                returns, as a thread task does).  The executor stays
+                yours: ``stop()`` does not shut it down.  Later calls
+                without ``executor`` change the numbers.
+
+        Raises:
+            ValueError: ``executor`` given while process tasks are queued
+                or running, or with ``context``/``max_tasks_per_child``.
+            TypeError: ``executor`` has no callable ``submit``.
         """
         check_mp_numbers(pool_size, max_tasks_per_child)
-        self._engine.processes.configure(pool_size, reserve_normal,
-                                         reserve_high, context,
-                                         max_tasks_per_child)
+        engine = self._engine
+        if executor is not None:
+            if not callable(getattr(executor, "submit", None)):
+                raise TypeError(f"executor must have a submit() method, "
+                                f"got {executor!r}")
+            if context is not None or max_tasks_per_child is not None:
+                raise ValueError("context and max_tasks_per_child are "
+                                 "for the own processes, not an executor")
+            size = pool_size or getattr(executor, "_max_workers", None) \
+                or default_mp_pool_size()
+            validate_pool_numbers(size, reserve_normal or 0,
+                                  reserve_high or 0)
+            engine.use_executor(executor, size, reserve_normal or 0,
+                                reserve_high or 0)
+            return
+        pool = engine.mp_pool
+        if pool is engine.processes:
+            pool.configure(pool_size, reserve_normal, reserve_high, context,
+                           max_tasks_per_child)
+        elif context is not None or max_tasks_per_child is not None:
+            raise ValueError("process tasks run on an executor: context and "
+                             "max_tasks_per_child do not apply")
+        else:
+            pool.configure(pool_size, reserve_normal, reserve_high)
 
     def create_mp_pool(self, processes: Optional[int] = None) -> None:
         """Compatibility: a process pool of *processes* (default: CPU
@@ -230,7 +271,8 @@ class TaskSupervisor:
         self.set_mp_pool(pool_size=processes or default_mp_pool_size(),
                          reserve_normal=0, reserve_high=0)
         self._engine.ensure_running()
-        self._engine.processes.start()
+        if self._engine.mp_pool is self._engine.processes:
+            self._engine.processes.start()
 
     def register_scheduler(self, scheduler: Any) -> None:
         """Register a worker; :meth:`stop` calls its ``stop(wait=False)``
