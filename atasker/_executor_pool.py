@@ -44,9 +44,8 @@ from ._constants import TT_MP
 from ._dispatcher import Dispatcher
 from ._mp import decode, prepare_payload
 from ._mp_worker import run_one
-from ._pool import Owner, SlotPool
+from ._pool import Owner, SlotPool, join_thread
 from ._taskinfo import TaskInfo, log_failure
-from ._validation import time_left
 
 logger = logging.getLogger("atasker.executor_pool")
 
@@ -147,9 +146,7 @@ class ExecutorPool(SlotPool):
         self._closing = False
 
     def join(self, deadline: Optional[float]) -> None:
-        thread = self._last_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(time_left(deadline))
+        join_thread(self._last_thread, deadline)
 
     def owns(self, thread: threading.Thread) -> bool:
         return thread is self._thread
@@ -177,13 +174,8 @@ class ExecutorPool(SlotPool):
                   reserve_high: Optional[int]) -> None:
         """Change the numbers (``None`` keeps one); more slots start
         waiting tasks at once."""
-        d = self.dispatcher
         with self._lock:
-            d.configure(d.pool_size if pool_size is None else pool_size,
-                        d.reserve_normal if reserve_normal is None
-                        else reserve_normal,
-                        d.reserve_high if reserve_high is None
-                        else reserve_high)
+            self.set_numbers_locked(pool_size, reserve_normal, reserve_high)
             sends = self._kick_locked()
         if sends:
             self.launch(sends)

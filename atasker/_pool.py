@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from ._dispatcher import Dispatcher
 from ._taskinfo import TaskInfo
+from ._validation import time_left
 
 #: what a pool's thread passes to the engine: (True, result) or
 #: (False, exception)
@@ -125,6 +126,17 @@ class SlotPool:
         self._pop = dispatcher.pop
         self._release = dispatcher.release
 
+    def set_numbers_locked(self, pool_size: Optional[int],
+                           reserve_normal: Optional[int],
+                           reserve_high: Optional[int]) -> None:
+        """Change the dispatcher's numbers; ``None`` keeps one.  (The
+        caller then starts what became startable.)"""
+        d = self.dispatcher
+        d.configure(d.pool_size if pool_size is None else pool_size,
+                    d.reserve_normal if reserve_normal is None
+                    else reserve_normal,
+                    d.reserve_high if reserve_high is None else reserve_high)
+
     # -- queue (lock held) -------------------------------------------------
     def enqueue_locked(self, record: TaskInfo) -> None:
         record._key = self.dispatcher.push(record.priority, record)
@@ -166,3 +178,11 @@ class SlotPool:
         if following is not None:
             self._start_locked(following)
         return due, following
+
+
+def join_thread(thread: Optional[threading.Thread],
+                deadline: Optional[float]) -> None:
+    """Join *thread* until the monotonic *deadline* -- unless it is None
+    or the calling thread (stop() from a callback on it)."""
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(time_left(deadline))

@@ -28,10 +28,9 @@ from ._constants import TT_MP
 from ._dispatcher import Dispatcher, validate_pool_numbers
 from ._mp import (default_mp_pool_size, forget_child, kill_tree,
                   prepare_payload, resolve_context)
-from ._pool import Owner
+from ._pool import Owner, join_thread
 from ._process_manager import ProcessManager
 from ._taskinfo import TaskInfo
-from ._validation import time_left
 from ._wakeup import WakePipe
 
 logger = logging.getLogger("atasker.process_pool")
@@ -166,9 +165,7 @@ class ProcessPool(ProcessManager):
         self._retired = False   # the next task starts a manager
 
     def join(self, deadline: Optional[float]) -> None:
-        manager = self._last_manager
-        if manager is not None and manager is not threading.current_thread():
-            manager.join(time_left(deadline))
+        join_thread(self._last_manager, deadline)
 
     def owns(self, thread: threading.Thread) -> bool:
         return thread is self._manager

@@ -63,14 +63,8 @@ class ThreadPool(SlotPool):
                   reserve_high: Optional[int]) -> None:
         """Change the numbers (``None`` keeps one); a larger pool starts
         waiting tasks at once.  See ``set_thread_pool``."""
-        dispatcher = self.dispatcher
         with self._lock:
-            dispatcher.configure(
-                dispatcher.pool_size if pool_size is None else pool_size,
-                dispatcher.reserve_normal if reserve_normal is None
-                else reserve_normal,
-                dispatcher.reserve_high if reserve_high is None
-                else reserve_high)
+            self.set_numbers_locked(pool_size, reserve_normal, reserve_high)
             spawn = self.kick_locked()
         if spawn:
             self.launch(spawn)
