@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--status-remote", action="store_true",
                      help="allow a non-loopback --status-host (the server "
                           "has no authentication)")
+    run.add_argument("--dask", metavar="ADDRESS",
+                     help="run the app's process tasks on the dask "
+                          "cluster whose scheduler is at ADDRESS "
+                          "(e.g. tcp://127.0.0.1:8786; needs "
+                          "atasker[dask])")
     status = commands.add_parser(
         "status", help="show a running app's status (from its --status-port)")
     status.add_argument("url", metavar="URL",
@@ -131,6 +136,17 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"atasker run: cannot load {args.target}: {exc}",
               file=sys.stderr)
         return 2
+    client = None
+    if args.dask is not None:
+        try:
+            client = _dask_client(args.dask)
+            supervisor.set_mp_pool(executor=client)
+        except (ImportError, OSError, ValueError) as exc:
+            print(f"atasker run: dask: {exc}", file=sys.stderr)
+            if client is not None:
+                client.close()
+            return 2
+        log.info("process tasks run on the dask cluster at %s", args.dask)
     server = None
     if args.status_port is not None:
         try:
@@ -147,12 +163,24 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+        if client is not None:
+            client.close()
     if code == 130:
         # a third signal: do not wait for running thread tasks at exit
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _dask_client(address: str) -> Any:
+    """A ``distributed.Client`` connected to the scheduler at *address*."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("--dask needs the dask extra: pip install "
+                          "'atasker[dask]'") from None
+    return Client(address, timeout=10)
 
 
 # -- atasker status ------------------------------------------------------------

@@ -37,13 +37,13 @@ import functools
 import logging
 import queue
 import threading
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import Executor, Future
 from typing import Any, Optional
 
-from ._constants import TT_MP
+from ._constants import TASK_STATUS_STARTED, TT_MP
 from ._dispatcher import Dispatcher
-from ._mp import decode, prepare_payload
-from ._mp_worker import run_one
+from ._backends import DaskBackend, backend_for
+from ._mp import prepare_payload
 from ._pool import Owner, SlotPool, join_thread
 from ._taskinfo import TaskInfo, log_failure
 
@@ -60,9 +60,11 @@ class ExecutorPool(SlotPool):
         super().__init__(owner, Dispatcher(pool_size, reserve_normal,
                                            reserve_high, capped=True))
         self.executor = executor
+        self._backend = backend_for(executor)
         self._name = name
         self._running: dict[TaskInfo, Future] = {}
-        self._done: "queue.SimpleQueue[Optional[TaskInfo]]" = \
+        # work for the completion thread: (function, record), or None
+        self._done: "queue.SimpleQueue[Optional[tuple]]" = \
             queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._last_thread: Optional[threading.Thread] = None
@@ -71,7 +73,8 @@ class ExecutorPool(SlotPool):
     # -- the engine's side -------------------------------------------------
     def prepare(self, target: Any, args: tuple, kwargs: dict, task_id: str,
                 loop: Any) -> tuple[Any, Any, Any]:
-        payload = prepare_payload(target, args, kwargs, task_id)
+        payload = prepare_payload(target, args, kwargs, task_id,
+                                  self._backend.dumps)
         if self._thread is None:
             self._start_thread()
         return payload, None, None
@@ -112,22 +115,34 @@ class ExecutorPool(SlotPool):
         for record, payload in starting:
             owner.emit_started(record)
             try:
-                future = self.executor.submit(run_one, payload)
+                future = self._backend.submit(payload, record.id)
             except Exception as exc:    # shut down, broken: the task fails
                 self._returned(record, (False, exc))
                 continue
             with self._lock:
                 self._running[record] = future
             # called at once if already done: it only queues the record
-            future.add_done_callback(functools.partial(_queue, self._done,
-                                                       record))
+            future.add_done_callback(functools.partial(
+                _queue, self._done, self._finished, record))
 
     def kill(self, record: TaskInfo) -> bool:
-        """An executor cannot stop a running call: cancel it if it has
-        not started there yet, else it keeps its slot until it returns."""
+        """Stop *record*'s call after its timeout, as far as the executor
+        can: a plain one only cancels a call not started yet (a running
+        one keeps its slot until it returns); a dask cluster's worker is
+        made to exit.  Done by the completion thread (it may wait for the
+        cluster's scheduler)."""
+        if not isinstance(self._backend, DaskBackend):
+            with self._lock:
+                future = self._running.get(record)
+            return future is not None and self._backend.kill(future)
+        self._done.put((self._kill_now, record))
+        return True
+
+    def _kill_now(self, record: TaskInfo) -> None:
         with self._lock:
             future = self._running.get(record)
-        return future is not None and future.cancel()
+        if future is not None:
+            self._backend.kill(future)
 
     def abandon(self) -> None:
         """A bounded stop ran out: cancel what the executor has not
@@ -184,17 +199,32 @@ class ExecutorPool(SlotPool):
     def _complete(self) -> None:
         me = threading.current_thread()
         while True:
-            record = self._done.get()
-            if record is None:
+            work = self._done.get()
+            if work is None:
                 with self._lock:
                     if self._closing and not self._running:
                         if self._thread is me:
                             self._thread = None
                         return
                 continue
-            with self._lock:
-                future = self._running.pop(record)
-            self._returned(record, _outcome(record, future))
+            function, record = work
+            try:
+                function(record)
+            except Exception:   # a bug of ours: say so, go on
+                logger.exception("executor pool: handling task %s failed",
+                                 record.id)
+
+    def _finished(self, record: TaskInfo) -> None:
+        with self._lock:
+            future = self._running.pop(record)
+        try:
+            outcome = self._backend.outcome(record, future)
+        except Exception as exc:    # an answer that cannot be read
+            outcome = (False, exc)
+        if not outcome[0] and record.status == TASK_STATUS_STARTED:
+            # (not for a call that outlived its task's timeout)
+            log_failure(record, outcome[1])
+        self._returned(record, outcome)
 
     def _returned(self, record: TaskInfo, outcome: tuple[bool, Any]) -> None:
         """*record* came back from the executor (or never got there)."""
@@ -210,21 +240,7 @@ class ExecutorPool(SlotPool):
             self._done.put(None)
 
 
-def _queue(done: "queue.SimpleQueue[Optional[TaskInfo]]", record: TaskInfo,
-           _: Future) -> None:
+def _queue(done: "queue.SimpleQueue[Optional[tuple]]", function: Any,
+           record: TaskInfo, _: Future) -> None:
     """A future's done callback, on the executor's thread: hand over."""
-    done.put(record)
-
-
-def _outcome(record: TaskInfo, future: Future) -> tuple[bool, Any]:
-    """What a finished future says about its task."""
-    if future.cancelled():
-        return False, CancelledError(f"task {record.id} was canceled on "
-                                     f"the executor")
-    error = future.exception()
-    if error is not None:       # the executor failed, not the task
-        return False, error
-    outcome = decode(future.result())
-    if not outcome[0]:
-        log_failure(record, outcome[1])
-    return outcome
+    done.put((function, record))

@@ -44,13 +44,14 @@ def resolve_context(context: Union[None, str, Any]) -> Any:
 
 
 def pickle_task(function: Callable[..., Any], args: tuple,
-                kwargs: dict) -> bytes:
+                kwargs: dict,
+                dumps: Callable[..., bytes] = pickle.dumps) -> bytes:
     """Pickle a process task once, at submission.
 
     Raises ``TypeError`` naming the first object that cannot be pickled.
     """
     try:
-        return pickle.dumps((function, args, kwargs), _PROTOCOL)
+        return dumps((function, args, kwargs), _PROTOCOL)
     except Exception as exc:
         parts: list[tuple[str, Any]] = [("function", function)]
         parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
@@ -59,7 +60,7 @@ def pickle_task(function: Callable[..., Any], args: tuple,
         culprit = "the task"
         for what, obj in parts:
             try:
-                pickle.dumps(obj, _PROTOCOL)
+                dumps(obj, _PROTOCOL)
             except Exception:
                 culprit = f"{what} {_short_repr(obj)}"
                 break
@@ -70,13 +71,14 @@ def pickle_task(function: Callable[..., Any], args: tuple,
 
 
 def prepare_payload(target: Callable[..., Any], args: tuple, kwargs: dict,
-                    task_id: str) -> bytes:
+                    task_id: str,
+                    dumps: Callable[..., bytes] = pickle.dumps) -> bytes:
     """The bytes a process task travels as: ``(target, args, kwargs)``
     pickled once, at submission (so errors reach the caller), with
     ``_task_id`` added for a target that accepts it."""
     if accepts_task_id(target):
         kwargs = {**kwargs, "_task_id": task_id}
-    return pickle_task(target, args, kwargs)
+    return pickle_task(target, args, kwargs, dumps)
 
 
 def _short_repr(obj: Any) -> str:

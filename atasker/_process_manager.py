@@ -92,6 +92,7 @@ class ProcessManager(SlotPool):
             return
         owner = self._owner
         for proc, record, payload in sends:
+            record.worker = proc.process.pid
             # before the send: the task may end (on the manager thread) as
             # soon as it is sent, and its start must be reported first
             owner.emit_started(record)

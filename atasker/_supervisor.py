@@ -22,6 +22,7 @@ from ._app import App
 from ._constants import SUPERVISOR_RUNNING, TASK_NORMAL, TT_THREAD
 from ._dispatcher import validate_pool_numbers
 from ._engine import Engine
+from ._backends import backend_for
 from ._mp import check_mp_numbers, default_mp_pool_size
 from ._shutdown import release_when_collected, stop_engine
 from ._status import snapshot, supervisor_info
@@ -226,13 +227,16 @@ class TaskSupervisor:
                 rule: the executor is treated as ``pool_size +
                 reserve_normal + reserve_high`` slots (``pool_size``
                 defaults to its ``_max_workers`` when it has one, else the
-                CPU count) and gets only tasks that may start now, so
-                priorities stay strict.  Task ids, info, callbacks, hooks
-                and ``delay`` work as before; a ``timeout`` fails the task
-                but cannot stop the call (it keeps its slot until it
-                returns, as a thread task does).  The executor stays
-                yours: ``stop()`` does not shut it down.  Later calls
-                without ``executor`` change the numbers.
+                CPU count; for a dask ``distributed.Client``, the
+                cluster's worker threads) and gets only tasks that may
+                start now, so priorities stay strict.  Task ids, info,
+                callbacks, hooks and ``delay`` work as before.  A
+                ``timeout`` fails the task; a plain executor cannot stop
+                the call (it keeps its slot until it returns, as a thread
+                task does), while on a dask cluster the worker running it
+                is made to exit (its nanny starts a new one).  The
+                executor stays yours: ``stop()`` does not shut it down.
+                Later calls without ``executor`` change the numbers.
 
         Raises:
             ValueError: ``executor`` given while process tasks are queued
@@ -248,7 +252,7 @@ class TaskSupervisor:
             if context is not None or max_tasks_per_child is not None:
                 raise ValueError("context and max_tasks_per_child are "
                                  "for the own processes, not an executor")
-            size = pool_size or getattr(executor, "_max_workers", None) \
+            size = pool_size or backend_for(executor).default_size() \
                 or default_mp_pool_size()
             validate_pool_numbers(size, reserve_normal or 0,
                                   reserve_high or 0)

@@ -60,11 +60,14 @@ class TaskInfo:
         status: one of the ``TASK_STATUS_*`` constants.
         result: the return value once completed.
         exception: the exception once failed or canceled.
+        worker: for a process task, the pid of the worker process it was
+            handed to, or, on a dask cluster, the address of the worker
+            that ran it (known once it has returned); else ``None``.
     """
 
     __slots__ = ("id", "task", "tt", "priority", "name", "time_queued",
                  "time_started", "time_completed", "status", "result",
-                 "exception",
+                 "exception", "worker",
                  # private to the supervisor, guarded by its lock:
                  "_args", "_kwargs", "_callback", "_error_callback",
                  "_timeout", "_key", "_timer", "_waiters", "_runner",
@@ -86,6 +89,7 @@ class TaskInfo:
         self.status = status
         self.result: Any = None
         self.exception: Optional[BaseException] = None
+        self.worker: Any = None
         # thread task: the arguments; process task: the pickled
         # (function, args, kwargs) in _args and None in _kwargs
         self._args: Any = args

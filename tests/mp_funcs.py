@@ -150,3 +150,11 @@ def spawn_child_and_crash(path):
     with open(path, "w") as fifo:
         fifo.write(str(child.pid))
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def report_pid_and_wait(path):
+    """Write this process's pid to the FIFO, then block for ever (until
+    the process is killed)."""
+    with open(path, "w") as fifo:
+        fifo.write(str(os.getpid()))
+    threading.Event().wait()

@@ -112,10 +112,9 @@ def test_a_timeout_fails_the_task_which_keeps_its_slot(on_executor,
     assert isinstance(sup.get_task_info(slow).exception, TaskTimeoutError)
 
 
-def test_stop_drains_or_cancels_what_waits(on_executor, fifo_gates):
-    sup = on_executor(slots=1, pool_size=1, reserve_normal=0,
-                      reserve_high=0)
-    gate = fifo_gates()
+def check_stop_cancels_queued_and_drains_running(sup, gate) -> None:
+    """With its one slot held by a gated task: stop(cancel_tasks=True)
+    cancels the queued tasks, then waits for the running one."""
     running = sup.put_task(mp_funcs.wait_fifo, args=(gate.path, "ran"),
                            tt=TT_MP)
     gate.wait_started()
@@ -131,6 +130,12 @@ def test_stop_drains_or_cancels_what_waits(on_executor, fifo_gates):
     stopper.join(SAFETY)
     assert not stopper.is_alive()
     assert sup.wait_completed(running, timeout=SAFETY) == "ran"
+
+
+def test_stop_drains_or_cancels_what_waits(on_executor, fifo_gates):
+    check_stop_cancels_queued_and_drains_running(
+        on_executor(slots=1, pool_size=1, reserve_normal=0, reserve_high=0),
+        fifo_gates())
 
 
 def test_co_mp_apply_runs_on_the_executor(on_executor):
