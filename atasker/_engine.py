@@ -224,7 +224,10 @@ class Engine:
             if self.state == _RUNNING:
                 pool.restart_locked()
             current.shutdown_locked()       # its processes leave
-            self._replaced.append(current)
+            if current is self.processes and current not in self._replaced:
+                # joined at stop; a replaced executor pool's thread ends
+                # at once (nothing runs), and the pool is let go
+                self._replaced.append(current)
             self._pools[TT_MP] = pool
 
     def unfinished(self) -> list[TaskInfo]:

@@ -37,17 +37,34 @@ def _watch_parent(sentinel: int) -> None:
     _exit(1)
 
 
-def _become_subreaper() -> None:
+def _become_subreaper() -> bool:
     """Linux: adopt orphaned descendants, so a task's double-forked
     daemon stays in this process's tree (where timeouts and exits find
-    it).  Elsewhere such a daemon can escape."""
+    it).  Elsewhere such a daemon can escape.  Whether it worked."""
     if not sys.platform.startswith("linux"):
-        return
+        return False
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(
-            _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        return ctypes.CDLL(None, use_errno=True).prctl(
+            _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
-        pass
+        return False
+
+
+def _reap() -> None:
+    """Collect the exit status of every child that has ended, adopted
+    orphans above all (nobody else waits for them: they would stay
+    zombies).  A task's own child that ended is collected too: a process
+    a task started is not waited for after the task returned."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+_SUBREAPER = False
 
 
 def _exit(code: int) -> NoReturn:
@@ -108,7 +125,8 @@ def worker_main(conn: Any) -> None:
         os.setpgid(0, 0)
     except OSError:     # e.g. already a session leader
         pass
-    _become_subreaper()
+    global _SUBREAPER
+    _SUBREAPER = _become_subreaper()
     import multiprocessing
     parent = multiprocessing.parent_process()
     if parent is not None:
@@ -122,6 +140,8 @@ def worker_main(conn: Any) -> None:
         if not data:
             break
         answer = run_one(data)
+        if _SUBREAPER:
+            _reap()
         try:
             conn.send_bytes(answer)
         except OSError:             # the task closed the pipe

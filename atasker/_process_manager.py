@@ -273,14 +273,16 @@ class ProcessManager(SlotPool):
         except (EOFError, OSError):
             # exiting -- or its task closed the pipe and runs on: it can
             # report nothing more, and it must not keep us waiting
-            if proc.process.exitcode is None if proc.orphan is None \
-                    else still_running(proc.orphan):
-                with self._lock:
-                    record = proc.task
-                if record is not None and not proc.leaving:
-                    logger.error("worker process %s closed its pipe while "
-                                 "running task %s; killing it",
-                                 proc.process.pid, record.id)
+            with self._lock:
+                record, leaving = proc.task, proc.leaving
+            # one told to leave is exiting (and ends its own tree): no
+            # kill, which could reach a process that took its pid since
+            if record is not None and not leaving and (
+                    proc.process.exitcode is None if proc.orphan is None
+                    else still_running(proc.orphan)):
+                logger.error("worker process %s closed its pipe while "
+                             "running task %s; killing it",
+                             proc.process.pid, record.id)
                 kill_tree(proc.process.pid)
             self._bury(proc)
             return
@@ -341,7 +343,10 @@ class ProcessManager(SlotPool):
 
     def _bury(self, proc: Proc) -> None:
         """A worker has exited: fail its task, if any, and forget it."""
-        _end_group(proc.process.pid)
+        with self._lock:
+            crashed = proc.task is not None or not proc.leaving
+        if crashed:     # it could not end what its tasks started
+            _end_group(proc.process.pid)
         proc.process.join()
         exitcode = proc.process.exitcode if proc.orphan is None else None
         pid = proc.process.pid

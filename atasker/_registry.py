@@ -141,14 +141,16 @@ class Registry:
                 if record.status not in FINAL_STATUSES]
 
     def find(self, task_id: str) -> Optional[TaskInfo]:
-        """The record of *task_id*: by its handle (a :class:`TaskId` of
-        this registry, however long ago it ended), else by the plain
-        string (while unfinished or in the history)."""
-        record = self.tasks.get(task_id)
-        if record is None and type(task_id) is TaskId and \
-                task_id._info._home is self.token:
-            record = task_id._info
-        return record
+        """The record of *task_id*: by its handle (a :class:`TaskId`
+        returned by this registry's engine, however long ago its task
+        ended), else by the plain string (while unfinished or in the
+        history)."""
+        if type(task_id) is TaskId:
+            # its own record first: the string may name a newer task now
+            record: Optional[TaskInfo] = getattr(task_id, "_info", None)
+            if record is not None and record._home is self.token:
+                return record
+        return self.tasks.get(task_id)
 
     def wait(self, ids: Iterable[str], timeout: Optional[float]
              ) -> list[TaskInfo]:

@@ -18,10 +18,8 @@ does not wait again for what a bounded stop gave up on.
 from __future__ import annotations
 
 import _thread
-import functools
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -108,55 +106,46 @@ def _stop_in_thread(engine: Engine, wait: Union[bool, float],
 
 
 def _handler_interrupted_us() -> bool:
-    """Whether the caller runs in a Python signal handler that interrupted
-    atasker's own code.
+    """Whether the caller runs in the main thread on top of atasker code
+    that it interrupted -- as a signal handler does.
 
-    Python runs a signal handler in the main thread between two bytecodes
-    of whatever that thread was doing.  If it was inside atasker (in
+    Python runs a signal handler in the main thread between two steps of
+    whatever that thread was doing.  If it was inside atasker (in
     ``put_task``, say, holding the supervisor's lock), a stop that takes
-    our locks or waits would wait for the very thread it runs in.  The
-    handler's frame is recognised by its code among the installed
-    handlers; an atasker frame under it is the interrupted code.
+    our locks or waits would wait for the very thread it runs in.  So:
+    below the ``stop()`` call (its own atasker frames skipped, then the
+    caller's), is there an atasker frame of a module that takes our
+    locks?  Modules that merely call user code (the command line,
+    ``Locker``, collections) do not count: ``stop()`` from code they run
+    is an ordinary call.  No installed handler is consulted: one-shot
+    handlers uninstall themselves before they call ``stop()``.
     """
     if _thread.get_ident() != threading.main_thread().ident:
         return False
-    codes = _handler_codes()
     frame: Optional[types.FrameType] = sys._getframe(1)
-    while frame is not None and frame.f_code not in codes:
-        frame = frame.f_back
+    while frame is not None and _ours(_module(frame)):
+        frame = frame.f_back        # stop_engine, TaskSupervisor.stop...
     while frame is not None:
-        frame = frame.f_back
-        if frame is not None and _is_ours(frame):
+        module = _module(frame)
+        if _ours(module) and module not in _CALLS_USER_CODE:
             return True
+        frame = frame.f_back
     return False
 
 
-def _is_ours(frame: types.FrameType) -> bool:
-    module = frame.f_globals.get("__name__", "")
+#: atasker modules whose frames run user code in the calling thread
+#: without holding a lock of ours
+_CALLS_USER_CODE = frozenset({"atasker._cli", "atasker.__main__",
+                              "atasker._locker", "atasker._collections",
+                              "atasker._local", "atasker._demo"})
+
+
+def _module(frame: types.FrameType) -> str:
+    return frame.f_globals.get("__name__", "")
+
+
+def _ours(module: str) -> bool:
     return module == "atasker" or module.startswith("atasker.")
-
-
-def _handler_codes() -> set[types.CodeType]:
-    """The code objects of the Python-level signal handlers installed now."""
-    codes = set()
-    for signum in signal.valid_signals():
-        try:
-            handler: Any = signal.getsignal(signum)
-        except (OSError, ValueError):
-            continue
-        for _ in range(8):      # unwrap partials, methods, callable objects
-            if isinstance(handler, functools.partial):
-                handler = handler.func
-            elif hasattr(handler, "__func__"):
-                handler = handler.__func__
-            elif isinstance(handler, types.FunctionType):
-                codes.add(handler.__code__)
-                break
-            elif callable(handler):
-                handler = getattr(type(handler), "__call__", None)
-            else:
-                break
-    return codes
 
 
 def _give_up(engine: Engine, wait: Any) -> None:

@@ -201,7 +201,7 @@ class StatusServer:
         self._stop_lock = threading.Lock()
         self._stopping = True
         self._loop.close_copies_after_fork()
-        self._wake.close()
+        self._wake.close_after_fork()
 
 
 def _stop_all_servers() -> None:

@@ -164,6 +164,10 @@ class TaskSupervisor:
         the stop cannot wait there for what the interrupted code holds:
         it is begun in a thread of its own and ``stop()`` returns at once.
         A later ``stop()``, ``block()`` or interpreter exit waits for it.
+        (This is told from the call stack: ``stop()`` called in the main
+        thread from code that one of this library's functions is running
+        -- other than ``Locker``, collections and ``atasker run`` -- is
+        treated the same way.)
 
         Raises:
             RuntimeError: asked to wait from one of this supervisor's own

@@ -27,6 +27,7 @@ class TaskId(str, Generic[R]):
     """
 
     # a str subclass cannot have __slots__: this lives in the instance dict
+    # (a TaskId made by hand has none: it finds by its string only)
     _info: "TaskInfo"
 
     def __reduce__(self) -> tuple:

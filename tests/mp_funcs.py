@@ -158,3 +158,13 @@ def report_pid_and_wait(path):
     with open(path, "w") as fifo:
         fifo.write(str(os.getpid()))
     threading.Event().wait()
+
+
+def orphan_a_child():
+    """Start a shell that leaves a short-lived child behind and exits:
+    the child is orphaned (adopted by the worker, a subreaper)."""
+    # the output pipe closes when the orphan has ended too: by the time
+    # this returns it has exited (and waits to be reaped)
+    subprocess.run(["sh", "-c", "true & exit 0"], check=True,
+                   capture_output=True)
+    return os.getpid()

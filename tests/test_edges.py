@@ -31,6 +31,39 @@ pytestmark = pytest.mark.skipif(
     sys.platform == "win32", reason="POSIX signals and setitimer")
 
 
+def test_stop_from_a_one_shot_signal_handler_never_deadlocks():
+    """A handler that uninstalls itself before calling stop() (a common
+    one-shot pattern) is no longer among the installed handlers: stop()
+    must still see that it interrupted put_task (it hung in 5 of 12
+    runs)."""
+    run_script("""
+        import faulthandler, signal
+        from atasker import TaskSupervisor
+        faulthandler.dump_traceback_later(15, exit=True)
+
+        def noop():
+            pass
+
+        for run in range(30):
+            sup = TaskSupervisor(pool_size=2)
+            stopped = []
+
+            def handler(signum, frame, sup=sup, stopped=stopped):
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                sup.stop()
+                stopped.append(True)
+
+            signal.signal(signal.SIGALRM, handler)
+            signal.setitimer(signal.ITIMER_REAL, 0.002 + run * 0.0002)
+            while not stopped:
+                try:
+                    sup.put_task(noop)
+                except RuntimeError:
+                    pass
+            sup.stop()
+    """)
+
+
 def test_stop_from_a_signal_handler_never_deadlocks():
     """A handler calling ``stop()`` may interrupt the main thread inside
     ``put_task``, holding the supervisor's lock: stop() must not wait for
@@ -379,3 +412,48 @@ def test_a_queue_wait_alarm_keeps_no_record_alive(sup):
     sup.wait_completed(sup.put_task(mp_funcs.noop), timeout=SAFETY)
     gc.collect()
     assert refs[0]() is None
+
+
+def test_a_held_id_finds_its_own_task_after_its_string_is_reused(sup):
+    """A chosen id may be used again once its task left the history; a
+    handle of the first task used to find the second one (and cancel it)."""
+    sup.keep_finished = 0
+    first = sup.put_task(mp_funcs.tag, args=("first",), task_id="job")
+    assert sup.wait_completed(first, timeout=SAFETY) == "first"
+    second = sup.put_task(mp_funcs.tag, args=("second",), task_id="job",
+                          delay=3600)
+    assert sup.get_task_info(first).result == "first"
+    assert sup.wait_completed(first, timeout=SAFETY) == "first"
+    assert not sup.cancel_task(first)       # it has ended; "job" waits
+    assert sup.cancel_task(second)
+
+
+def test_a_task_id_made_by_hand_finds_only_by_its_string(sup):
+    made = atasker.TaskId("nope")
+    assert sup.get_task_info(made) is None
+    assert not sup.cancel_task(made)
+    with pytest.raises(KeyError):
+        sup.wait_completed(made, timeout=SAFETY)
+
+
+def test_a_worker_reaps_the_orphans_it_adopts(fifo_gates):
+    """A worker is a subreaper: orphans of its tasks become its children,
+    and it used to leave them as zombies (one per task here).  Each
+    orphan has ended before its task returns."""
+    sup = TaskSupervisor()
+    sup.set_mp_pool(pool_size=1, reserve_normal=0, reserve_high=0)
+    try:
+        pids = sup.wait_completed(
+            [sup.put_task(mp_funcs.orphan_a_child, tt=TT_MP)
+             for _ in range(20)], timeout=SAFETY)
+        # one more task: the worker reaps between tasks
+        gate = fifo_gates()
+        sup.put_task(mp_funcs.wait_fifo, args=(gate.path,), tt=TT_MP)
+        gate.wait_started()
+        worker = psutil.Process(pids[0])
+        zombies = [c for c in worker.children()
+                   if c.status() == psutil.STATUS_ZOMBIE]
+        gate.open()
+        assert not zombies
+    finally:
+        sup.stop(wait=SAFETY)
