@@ -55,12 +55,11 @@ from ._hooks import Hooks
 from ._pool import Outcome, Pool
 from ._process_pool import ProcessPool
 from ._registry import Registry
-from ._taskinfo import TaskId, TaskInfo
+from ._taskinfo import TaskInfo
 from ._thread_pool import ThreadPool
 from ._timers import Timers
 
 logger = logging.getLogger("atasker")
-_new_str = str.__new__
 
 _NEW, _RUNNING, _STOPPING, _STOPPED = (
     SUPERVISOR_NEW, SUPERVISOR_RUNNING, SUPERVISOR_STOPPING,
@@ -296,8 +295,10 @@ class Engine:
                = None,
                timeout: Optional[float] = None,
                task_id: Optional[str] = None, waiter: Any = None,
-               loop: Any = None) -> TaskId[Any]:
-        """Accept a validated task; return its id (the hot path).
+               loop: Any = None) -> TaskInfo:
+        """Accept a validated task; return its record (the hot path).
+        (Only the public calls that return an id make a :class:`TaskId`
+        handle of it: the others need none.)
 
         *waiter*, if given, is registered on the task before it can end
         (``count`` 1, ``release()``) and gets the record as
@@ -341,9 +342,7 @@ class Engine:
             self.registry.unfinished += 1
         if actions is not None:
             pool.launch(actions)
-        handle = _new_str(TaskId, task_id)
-        handle._info = record
-        return handle
+        return record
 
     # ------------------------------------------------------------------
     # transitions (lock held) and the Owner protocol

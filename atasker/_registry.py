@@ -161,10 +161,15 @@ class Registry:
         """
         limit = timeout_arg("timeout", timeout)
         ids = list(ids)
+        tasks, token = self.tasks, self.token
         with self._lock:
             records = []
             for task_id in ids:
-                record = self.find(task_id)
+                # find(), written out: a burst waits on many ids
+                record = getattr(task_id, "_info", None) \
+                    if type(task_id) is TaskId else None
+                if record is None or record._home is not token:
+                    record = tasks.get(task_id)
                 if record is None:
                     raise KeyError(f"unknown task id {task_id!r} (never "
                                    f"submitted here, or already forgotten)")

@@ -320,11 +320,11 @@ class TaskSupervisor:
         check_name(name)
         if task_id is not None:
             self._engine.registry.check_chosen_id(task_id)
-        return self._engine.submit(
+        return TaskId.of(self._engine.submit(
             target=target, args=args, kwargs=kwargs,
             name=name or task_name(target), priority=priority, delay=delay,
             tt=resolve_tt(target, tt), callback=callback,
-            error_callback=error_callback, timeout=timeout, task_id=task_id)
+            error_callback=error_callback, timeout=timeout, task_id=task_id))
 
     def get_task_info(self, task_id: str) -> Optional[TaskInfo]:
         """The :class:`TaskInfo` of *task_id*, or ``None`` if it is unknown.

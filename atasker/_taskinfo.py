@@ -12,6 +12,7 @@ from ._errors import TaskError
 logger = logging.getLogger("atasker")
 
 R = TypeVar("R", covariant=True)
+_new_str = str.__new__
 
 
 class TaskId(str, Generic[R]):
@@ -29,6 +30,13 @@ class TaskId(str, Generic[R]):
     # a str subclass cannot have __slots__: this lives in the instance dict
     # (a TaskId made by hand has none: it finds by its string only)
     _info: "TaskInfo"
+
+    @classmethod
+    def of(cls, record: "TaskInfo") -> "TaskId[Any]":
+        """A new handle on *record* (what a submission returns)."""
+        handle: TaskId[Any] = _new_str(cls, record.id)
+        handle._info = record
+        return handle
 
     def __reduce__(self) -> tuple:
         return str, (str(self),)

@@ -14,6 +14,8 @@ from ._validation import check_args, check_callable, check_kwargs, \
     check_name, check_task_options, resolve_tt, task_name
 from ._taskinfo import TaskId, TaskInfo
 
+_new_str = str.__new__
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -102,10 +104,14 @@ def background_task(f: Optional[Callable[..., Any]] = None, *,
 
     @functools.wraps(f)
     def submit(*args: Any, **kwargs: Any) -> TaskId[Any]:
-        return engine.submit(
+        record = engine.submit(
             target=f, args=args, kwargs=kwargs, name=display_name,
             priority=priority, delay=delay, tt=tt, callback=callback,
             error_callback=error_callback, timeout=timeout, loop=loop)
+        # TaskId.of(), written out: the hot path
+        handle: TaskId[Any] = _new_str(TaskId, record.id)
+        handle._info = record
+        return handle
 
     # the decorated function keeps its supervisor alive, as a bound
     # ``executor.submit`` keeps its executor
@@ -168,20 +174,18 @@ async def _co_run(tt: int, f: Callable[..., Any], args: Any,
     future: "asyncio.Future[None]" = loop.create_future()
     waiter = _AsyncWaiter(loop, future)
     target = resolve_supervisor(supervisor)
-    task_id = target._engine.submit(
+    record = target._engine.submit(
         target=f, args=args, kwargs=kwargs, name=task_name(f),
         priority=priority, delay=delay, tt=tt, timeout=timeout,
         waiter=waiter)
     try:
         await future
     except asyncio.CancelledError:
-        target.cancel_task(task_id)     # only if it has not started
+        target.cancel_task(record.id)   # only if it has not started
         raise
-    record = waiter.record
-    assert record is not None           # set by submit()
     if record.status == TASK_STATUS_COMPLETED:
         return record.result
-    raise record.exception  # type: ignore[misc]
+    raise record.exception
 
 
 async def co_mp_apply(f: Callable[..., Any], args: Any = (),
