@@ -96,6 +96,13 @@ class DaskBackend(PlainBackend):
         future.cancel()
         if address is not None:
             client.run(exit_worker, workers=[address], wait=False)
+            # the task's slot is freed once this returns: the next task
+            # must not be handed to the worker that is about to exit
+            try:
+                client.run_on_scheduler(worker_gone, address,
+                                        _WORKER_EXIT_WAIT)
+            except Exception:   # noqa: S110 -- the scheduler is gone too
+                pass
         return True
 
 
@@ -120,6 +127,26 @@ def processing_on(key: str, dask_scheduler: Any = None) -> Optional[str]:
     task = dask_scheduler.tasks.get(key)
     worker = getattr(task, "processing_on", None)
     return None if worker is None else worker.address
+
+
+#: seconds a timed-out task's slot waits for its worker to leave
+_WORKER_EXIT_WAIT = 10.0
+
+
+async def worker_gone(address: str, limit: float,
+                      dask_scheduler: Any = None) -> bool:
+    """On the scheduler: return once worker *address* has left (or after
+    *limit* seconds).  The scheduler offers no event for one worker's
+    removal, so this looks every 20 ms, on the scheduler's loop, for at
+    most *limit* seconds -- only after a timeout killed a task."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while address in dask_scheduler.workers:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 async def exit_worker() -> None:
