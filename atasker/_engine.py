@@ -301,8 +301,7 @@ class Engine:
         handle of it: the others need none.)
 
         *waiter*, if given, is registered on the task before it can end
-        (``count`` 1, ``release()``) and gets the record as
-        ``waiter.record``.  Raises ``RuntimeError`` when stopped, and what
+        (``count`` 1, ``release()``).  Raises ``RuntimeError`` when stopped, and what
         the pool's ``prepare`` raises for bad input.
         """
         if self.state != _RUNNING:
@@ -319,7 +318,6 @@ class Engine:
         record._home = self._home
         if waiter is not None:
             record._waiters = [waiter]
-            waiter.record = record
         actions = None
         with self.lock:
             if self.state != _RUNNING:

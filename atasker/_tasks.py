@@ -12,7 +12,7 @@ from ._default import resolve_supervisor
 from ._supervisor import TaskSupervisor
 from ._validation import check_args, check_callable, check_kwargs, \
     check_name, check_task_options, resolve_tt, task_name
-from ._taskinfo import TaskId, TaskInfo
+from ._taskinfo import TaskId
 
 _new_str = str.__new__
 
@@ -138,12 +138,11 @@ class _AsyncWaiter:
     wake-up on the loop (non-blocking, no user code).
     """
 
-    __slots__ = ("count", "record", "_loop", "_future")
+    __slots__ = ("count", "_loop", "_future")
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  future: "asyncio.Future[None]") -> None:
         self.count = 1
-        self.record: Optional[TaskInfo] = None
         self._loop = loop
         self._future = future
 

@@ -9,7 +9,6 @@ census checks atasker's own threads only.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -26,7 +25,8 @@ from atasker import (TASK_HIGH, TASK_LOW, TT_MP, TaskTimeoutError,
 from . import mp_funcs
 from .conftest import SAFETY, _our_children
 from .test_edges import _assert_die
-from .test_executor_pool import check_stop_cancels_queued_and_drains_running
+from .test_executor_pool import (check_co_mp_apply,
+                                 check_stop_cancels_queued_and_drains_running)
 from .test_lifecycle import HOME
 
 distributed = pytest.importorskip("distributed")
@@ -158,14 +158,7 @@ def test_a_killed_worker_fails_its_task(on_dask, tmp_path):
 
 
 def test_co_mp_apply_runs_on_the_cluster(on_dask):
-    sup = on_dask()
-
-    async def main():
-        return await asyncio.gather(*[
-            atasker.co_mp_apply(mp_funcs.add, args=(i, 3), supervisor=sup)
-            for i in range(10)])
-
-    assert asyncio.run(main()) == [i + 3 for i in range(10)]
+    check_co_mp_apply(on_dask())
 
 
 def test_stop_drains_and_cancels_on_the_cluster(on_dask, fifo_gates):

@@ -138,8 +138,8 @@ def test_stop_drains_or_cancels_what_waits(on_executor, fifo_gates):
         fifo_gates())
 
 
-def test_co_mp_apply_runs_on_the_executor(on_executor):
-    sup = on_executor()
+def check_co_mp_apply(sup) -> None:
+    """Ten concurrent co_mp_apply calls on *sup* return their results."""
 
     async def main():
         return await asyncio.gather(*[
@@ -147,6 +147,10 @@ def test_co_mp_apply_runs_on_the_executor(on_executor):
             for i in range(10)])
 
     assert asyncio.run(main()) == [i + 2 for i in range(10)]
+
+
+def test_co_mp_apply_runs_on_the_executor(on_executor):
+    check_co_mp_apply(on_executor())
 
 
 def test_an_executor_shut_down_fails_its_tasks_without_losing_them(

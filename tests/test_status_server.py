@@ -15,22 +15,16 @@ import gc
 import os
 import socket
 import struct
-import subprocess
-import sys
-import textwrap
 import time
 import weakref
 
 import pytest
 
-import atasker
 from atasker import TaskSupervisor
 
 from .conftest import SAFETY
+from .test_lifecycle import run_script
 
-#: the directory holding the atasker package this process imported
-HOME = os.path.dirname(os.path.dirname(os.path.abspath(atasker.__file__)))
-HARD_TIMEOUT = 20.0     # seconds: kills a hung subprocess (a safety net)
 IDLE = 200              # idle connections: beyond the server's cap (128)
 
 
@@ -152,23 +146,6 @@ EXIT_SCRIPT = """
     print("ready", flush=True)
     # exit with the server and every idle connection still open
 """
-
-
-def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
-    """Run *script* in a fresh interpreter; fail if it hangs or fails."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (HOME, env.get("PYTHONPATH")) if p)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(script), *args],
-            cwd=HOME, env=env, capture_output=True, text=True,
-            timeout=HARD_TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"still running after {HARD_TIMEOUT} s; "
-                    f"stdout: {exc.stdout!r} stderr: {exc.stderr!r}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
 
 
 def test_idle_connections_do_not_hold_interpreter_exit():
